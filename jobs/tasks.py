@@ -1,0 +1,23 @@
+"""Celery tasks: thin shells that hand a job id to `run_job` with the right ML function.
+
+Each task takes only a job id; everything else is on the Job row. Tasks are acknowledged
+late (a worker that dies mid-job leaves the message to be redelivered, and the claim in
+`run_job` makes the redelivery harmless) and have soft and hard time limits. Task names
+are the ones `webapp.experiments.kinds` enqueues.
+"""
+
+from __future__ import annotations
+
+from jobs import worker_presence  # noqa: F401 - connects the worker's heartbeat signals
+from jobs.celery import app
+from jobs.runner import run_job
+
+
+@app.task(name="jobs.system_check", bind=True, acks_late=True, soft_time_limit=300, time_limit=330)
+def system_check(self, job_id: int) -> str:
+    from jobs.ml.system_check import run_system_check
+
+    def work(job, reporter):
+        return run_system_check(reporter, seconds_per_device=job.params["seconds_per_device"])
+
+    return run_job(job_id, self.request.hostname, work)

@@ -1,0 +1,92 @@
+/* Small helpers shared by the live pages: adaptive polling, safe DOM building, formatting.
+   No framework and no bundler: each page has one script that uses window.VL. */
+(function () {
+  "use strict";
+
+  /* Poll `url` and hand each JSON answer to `onData`. Polls every `interval` ms while the tab
+     is visible, every `hiddenInterval` ms when it is not, and stops when `until(data)` is true.
+     A failed request shows nothing alarming by itself: `onError` decides. */
+  function poll(url, onData, opts) {
+    opts = Object.assign({ interval: 1000, hiddenInterval: 10000, until: null, onError: null }, opts);
+    let timer = null;
+    let stopped = false;
+    async function tick() {
+      try {
+        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        const data = await response.json();
+        onData(data);
+        if (opts.until && opts.until(data)) { stopped = true; return; }
+      } catch (err) {
+        if (opts.onError) opts.onError(err);
+      }
+      schedule();
+    }
+    function schedule() {
+      if (stopped) return;
+      clearTimeout(timer);
+      timer = setTimeout(tick, document.hidden ? opts.hiddenInterval : opts.interval);
+    }
+    document.addEventListener("visibilitychange", function () { if (!document.hidden && !stopped) { clearTimeout(timer); tick(); } });
+    tick();
+    return { stop: function () { stopped = true; clearTimeout(timer); } };
+  }
+
+  /* el("td", {class: "x"}, "text", otherNode): text always goes through textContent. */
+  function el(tag, attrs) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(function ([key, value]) {
+      if (value === null || value === undefined || value === false) return;
+      if (key === "class") node.className = value;
+      else if (key === "style") node.style.cssText = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    });
+    for (let i = 2; i < arguments.length; i++) {
+      const child = arguments[i];
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function badge(status) { return el("span", { class: "badge badge-" + status }, status); }
+
+  function progressBar(fraction, big) {
+    const pct = Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100);
+    return el("div", { class: "progress" + (big ? " big" : ""), role: "progressbar", "aria-valuenow": pct, "aria-valuemin": 0, "aria-valuemax": 100 },
+      el("div", { class: "bar", style: "width:" + pct + "%" }));
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    seconds = Math.round(seconds);
+    if (seconds < 60) return seconds + " s";
+    const m = Math.floor(seconds / 60), s = seconds % 60;
+    if (m < 60) return m + " min " + s + " s";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  }
+
+  function bytes(n) {
+    if (!n && n !== 0) return "—";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : n) + " " + units[i];
+  }
+
+  function ago(iso) {
+    if (!iso) return "—";
+    const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
+    if (seconds < 5) return "just now";
+    if (seconds < 3600) return duration(seconds) + " ago";
+    return new Date(iso).toLocaleString();
+  }
+
+  function json(id) {
+    const node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  window.VL = { poll, el, badge, progressBar, duration, bytes, ago, json, ACTIVE: ["queued", "running"] };
+})();

@@ -1,0 +1,114 @@
+"""Jobs and their per-epoch metrics: the record every background run leaves behind."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Job(models.Model):
+    """One unit of background work, owned by a user, run by one Celery worker.
+
+    The status moves queued -> running -> succeeded | failed | cancelled, and only through
+    conditional updates (`claim`, `finish`), so a redelivered message or a late cancel can
+    never move a job backwards or run it twice.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Kind(models.TextChoices):
+        SYSTEM_CHECK = "system_check", "System check"
+        TRAIN = "train", "Training"
+        EXTRACT_FEATURES = "extract_features", "Feature extraction"
+        TRAIN_CAPTIONER = "train_captioner", "Caption training"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    queue = models.CharField(max_length=32, default="cpu")
+    params = models.JSONField(default=dict, blank=True)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=300, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="Celery node that ran it.")
+    device = models.CharField(max_length=200, blank=True, help_text="CPU or GPU it ran on.")
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    @property
+    def task_id(self) -> str:
+        """The Celery task id: deterministic, so a job is one message and can be revoked."""
+        return f"job-{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @classmethod
+    def claim(cls, job_id: int, worker: str) -> bool:
+        """Move a queued job to running for `worker`; False if someone else got it first."""
+        return bool(
+            cls.objects.filter(id=job_id, status=cls.Status.QUEUED, cancel_requested=False).update(
+                status=cls.Status.RUNNING,
+                worker=worker,
+                started_at=timezone.now(),
+                progress=0.0,
+                message="Starting",
+                updated_at=timezone.now(),
+            )
+        )
+
+    @classmethod
+    def finish(cls, job_id: int, status: str, **fields) -> bool:
+        """Set a final status on a job that is still active; False if it already ended."""
+        now = timezone.now()
+        return bool(
+            cls.objects.filter(id=job_id, status__in=cls.ACTIVE).update(
+                status=status, finished_at=now, updated_at=now, **fields
+            )
+        )
+
+
+class JobMetric(models.Model):
+    """The metrics of one epoch of one job (loss, accuracy, val_loss, ... as reported)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metrics")
+    epoch = models.PositiveIntegerField()
+    values = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "epoch"]
+        constraints = [models.UniqueConstraint(fields=["job", "epoch"], name="one_metric_per_epoch")]
+
+    def as_dict(self) -> dict:
+        return {"epoch": self.epoch, **self.values}

@@ -1,0 +1,36 @@
+"""URL map: pages, the REST API under /api/, the OpenAPI schema and docs, /healthz."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from webapp.accounts.views import account_page
+from webapp.experiments import views as experiment_pages
+from webapp.experiments.api import JobViewSet
+from webapp.ops.views import WorkersView, healthz, workers_page
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("jobs", JobViewSet, basename="job")
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="jobs", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", account_page, name="account"),
+    path("account/password/", auth_views.PasswordChangeView.as_view(
+        success_url="/account/"), name="password_change"),
+    path("jobs/", experiment_pages.jobs_page, name="jobs"),
+    path("jobs/<int:job_id>/", experiment_pages.job_page, name="job"),
+    path("jobs/<int:job_id>/cancel/", experiment_pages.cancel_job_page, name="job-cancel"),
+    path("workers/", workers_page, name="workers"),
+    path("admin/", admin.site.urls),
+    path("api/", include(router.urls)),
+    path("api/workers/", WorkersView.as_view(), name="api-workers"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
