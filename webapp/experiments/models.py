@@ -110,5 +110,8 @@ class JobMetric(models.Model):
         ordering = ["job", "epoch"]
         constraints = [models.UniqueConstraint(fields=["job", "epoch"], name="one_metric_per_epoch")]
 
+    def __str__(self) -> str:
+        return f"Job {self.job_id} epoch {self.epoch}"
+
     def as_dict(self) -> dict:
         return {"epoch": self.epoch, **self.values}

@@ -1,0 +1,104 @@
+"""Shared fixtures: personas, API clients, and a real Celery worker.
+
+Personas: alice owns things, bob is another user who must never see them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Tests render pages without `collectstatic`: plain static storage, served by finders.
+settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+settings.WHITENOISE_USE_FINDERS = True
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password=PASSWORD)
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password=PASSWORD)
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+@pytest.fixture
+def alice_api(alice):
+    return token_client(alice)
+
+
+@pytest.fixture
+def bob_api(bob):
+    return token_client(bob)
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real `celery worker` process on the test database and the session's Redis.
+
+    Session-scoped: it starts once (a few seconds) and serves every test that needs it.
+    """
+    from jobs.celery import app
+    from webapp.ops import stack
+
+    db_path = settings.DATABASES["default"]["NAME"]
+    log_file = Path(settings.DATA_DIR) / "logs" / "test-worker.log"
+    worker = stack.worker_service(
+        "test-jobs", ["cpu", "gpu"], concurrency=1, log_file=log_file,
+        env={"DATABASE_URL": f"sqlite:///{db_path}", "PYTHONPATH": str(ROOT)},
+    )
+    worker.start()
+    try:
+        wait_for(lambda: app.control.ping(timeout=0.5) or not worker.alive(), timeout=90,
+                 what="the Celery worker to answer a ping")
+        if not worker.alive():
+            pytest.fail("The Celery worker exited:\n" + log_file.read_text()[-4000:])
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker, transactional_db):
+    """The session's worker, for a test whose rows it must see (committed, not rolled back)."""
+    return celery_worker
+
+
+def wait_for_job(client: APIClient, job_id: int, timeout: float = 90.0, seen=None) -> dict:
+    """Poll the API until the job ends; append every answer to `seen` if given."""
+    def finished():
+        data = client.get(f"/api/jobs/{job_id}/").json()
+        if seen is not None:
+            seen.append(data)
+        return data if data["status"] not in ("queued", "running") else None
+
+    return wait_for(finished, timeout=timeout, interval=0.2, what=f"job {job_id} to end")
