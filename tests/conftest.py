@@ -102,3 +102,17 @@ def wait_for_job(client: APIClient, job_id: int, timeout: float = 90.0, seen=Non
         return data if data["status"] not in ("queued", "running") else None
 
     return wait_for(finished, timeout=timeout, interval=0.2, what=f"job {job_id} to end")
+
+
+@pytest.fixture(autouse=True)
+def _forget_live_job_state():
+    """Job ids restart with each test's database; their live Redis keys must not carry over."""
+    from webapp.redis_client import REDIS_ERRORS, get_redis
+
+    try:
+        client = get_redis()
+        keys = list(client.scan_iter(match="visionlab:job:*", count=500))
+        if keys:
+            client.delete(*keys)
+    except REDIS_ERRORS:
+        pass

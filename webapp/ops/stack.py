@@ -45,6 +45,8 @@ class Service:
             self.argv, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
         )
+        if out:
+            out.close()  # the child has its own copy
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -110,8 +112,14 @@ def web_service(host: str, port: int, workers: int) -> Service:
     ])
 
 
-def supervise(services: list[Service], on_ready=None) -> int:
-    """Start `services` in order and wait. Returns the exit code for the whole group."""
+def supervise(services: list[Service], on_ready=None, max_restarts: int = 3,
+              restart_window: float = 60.0) -> int:
+    """Start `services` in order and watch them. Returns the exit code for the whole group.
+
+    A service that dies is restarted (a worker killed by the kernel, a crashed Redis); one
+    that dies more than `max_restarts` times within `restart_window` seconds is broken, and
+    the whole group stops with code 1 rather than limp along without it.
+    """
     stopping = False
 
     def request_stop(signum, _frame):
@@ -121,6 +129,7 @@ def supervise(services: list[Service], on_ready=None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     started: list[Service] = []
+    restarts: dict[str, list[float]] = {}
     code = 0
     try:
         for service in services:
@@ -130,18 +139,24 @@ def supervise(services: list[Service], on_ready=None) -> int:
                 service.ready()
         if on_ready:
             on_ready()
-        while not stopping:
-            dead = [s for s in started if not s.alive()]
-            if dead:
-                for service in dead:
-                    print(f"[visionlab] {service.name} exited with code "
-                          f"{service.process.returncode}; stopping the stack.", flush=True)
-                code = 1
-                break
+        while not stopping and code == 0:
+            for service in started:
+                if service.alive() or stopping:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in restarts.get(service.name, []) if now - t < restart_window]
+                restarts[service.name] = recent + [now]
+                print(f"[visionlab] {service.name} exited with code {service.process.returncode}",
+                      flush=True)
+                if len(recent) >= max_restarts:
+                    print(f"[visionlab] {service.name} keeps failing; stopping the stack.", flush=True)
+                    code = 1
+                    break
+                print(f"[visionlab] restarting {service.name}", flush=True)
+                service.start()
             time.sleep(0.5)
     finally:
         print("[visionlab] stopping: " + ", ".join(s.name for s in reversed(started)), flush=True)
         for service in reversed(started):
             service.stop()
     return code
-

@@ -1,0 +1,87 @@
+"""/healthz and what pages say when Redis is gone."""
+
+from __future__ import annotations
+
+import pytest
+
+from webapp.experiments.models import Job
+from webapp.ops.stack import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def redis_down(settings):
+    """Point the web process at a port where no Redis listens."""
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+
+def test_healthz_reports_ok_with_the_live_worker_count(worker, client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "db": "ok", "redis": "ok", "workers": 1}
+
+
+def test_healthz_answers_anonymous_callers(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert isinstance(response.json()["workers"], int)
+
+
+def test_healthz_is_503_naming_redis_when_redis_is_down(client, redis_down):
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error" and body["db"] == "ok"
+    assert body["redis"].startswith("error: ")
+
+
+def test_healthz_is_503_naming_the_database_when_it_is_down(client, monkeypatch):
+    from webapp.ops import health
+
+    def broken_cursor():
+        raise RuntimeError("unable to open database file")
+
+    monkeypatch.setattr(health.connection, "cursor", broken_cursor)
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["db"] == "error: RuntimeError: unable to open database file"
+
+
+def test_the_jobs_page_says_jobs_cannot_start_while_redis_is_down(alice, client, redis_down):
+    client.force_login(alice)
+
+    page = client.get("/jobs/").content.decode()
+
+    assert "Jobs cannot be started right now" in page
+    assert 'id="queue-problem" class="alert alert-error" role="alert" hidden' not in page
+
+
+def test_launching_from_the_page_while_redis_is_down_explains_and_starts_nothing(alice, client, redis_down):
+    client.force_login(alice)
+
+    response = client.post("/jobs/", {"queue": "cpu"}, follow=True)
+
+    assert response.status_code == 200
+    assert "The job queue is not reachable" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_launching_through_the_api_while_redis_is_down_is_503_and_starts_nothing(alice_api, redis_down):
+    response = alice_api.post("/api/jobs/", {"kind": "system_check"}, format="json")
+
+    assert response.status_code == 503
+    assert "Redis is down or unreachable" in response.json()["detail"]
+    assert not Job.objects.exists()
+
+
+def test_the_workers_page_and_api_say_redis_is_down(alice, client, redis_down):
+    client.force_login(alice)
+
+    assert client.get("/api/workers/").json()["redis_error"].startswith("Redis is not answering")
+    assert client.get("/workers/").status_code == 200

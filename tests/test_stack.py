@@ -1,0 +1,138 @@
+"""`manage.py runstack`, the end of `make run`, as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+from webapp.ops import stack
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.worker
+
+
+def http(url: str, data: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except (urllib.error.URLError, ConnectionError):
+        return 0, {}
+
+
+class Stack:
+    """A `runstack` process group on a fresh DATA_DIR, as `make run` starts it."""
+
+    def __init__(self, tmp_path: Path, redis_url: str | None = None):
+        self.port = stack.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+        self.env.update(DATA_DIR=str(tmp_path / "data"), PORT=str(self.port), HOST="127.0.0.1")
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage("bootstrap")
+        self.token = self.manage("drf_create_token", "admin").split()[2]
+        self.log = open(tmp_path / "runstack.log", "w+")  # noqa: SIM115
+        self.process = subprocess.Popen([sys.executable, "manage.py", "runstack"], cwd=ROOT,
+                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def manage(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
+                              check=True, capture_output=True, text=True).stdout
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def healthy(self):
+        status, body = http(self.url + "/healthz")
+        return body if status == 200 and body["workers"] >= 1 else None
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+@pytest.fixture
+def make_stack(tmp_path):
+    stacks = []
+
+    def make(**kwargs):
+        stacks.append(Stack(tmp_path, **kwargs))
+        return stacks[-1]
+
+    yield make
+    for running in stacks:
+        running.stop()
+
+
+def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_cleanly(make_stack):
+    app = make_stack()
+
+    health = wait_for(app.healthy, timeout=90, what="the stack to report a worker")
+
+    assert health == {"status": "ok", "db": "ok", "redis": "ok", "workers": 1}
+    out = app.output()
+    assert f"VisionLab is running at http://localhost:{app.port}/" in out
+    assert "Log in as admin with password" in out and "private to this stack" in out
+    body = {"kind": "system_check", "params": {"seconds_per_device": 0.3}}
+    status, job = http(app.url + "/api/jobs/", body, token=app.token)
+    assert status == 201
+
+    def finished():
+        body = http(f"{app.url}/api/jobs/{job['id']}/", token=app.token)[1]
+        return body if body.get("status") in ("succeeded", "failed") else None
+
+    assert wait_for(finished, timeout=90, what="the job")["status"] == "succeeded"
+
+    assert app.stop() == 0
+    assert http(app.url + "/healthz")[0] == 0  # the web server is gone
+    redis_port = int(out.split("Redis: redis://127.0.0.1:")[1].split("/")[0])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", redis_port), timeout=1).close()
+
+
+def test_when_redis_dies_healthz_is_503_and_launching_says_why_then_it_recovers(make_stack, tmp_path):
+    redis_port = stack.free_port()
+    (tmp_path / "redis" / "logs").mkdir(parents=True)
+    redis = stack.redis_service(tmp_path / "redis", redis_port)
+    redis.start()
+    redis.ready()
+    try:
+        app = make_stack(redis_url=f"redis://127.0.0.1:{redis_port}/0")
+        wait_for(app.healthy, timeout=90, what="the stack to report a worker")
+
+        redis.stop()
+        status, body = http(app.url + "/healthz")
+        launch_status, launch = http(app.url + "/api/jobs/", {"kind": "system_check"}, token=app.token)
+        _, jobs = http(app.url + "/api/jobs/", token=app.token)
+
+        assert status == 503
+        assert body["redis"].startswith("error: ") and body["db"] == "ok"
+        assert launch_status == 503 and "Redis is down or unreachable" in launch["detail"]
+        assert jobs == []  # nothing was created, nothing ran in the web process
+
+        redis.start()
+        redis.ready()
+        assert wait_for(app.healthy, timeout=60, what="the stack to recover")["redis"] == "ok"
+        assert app.process.poll() is None
+    finally:
+        redis.stop()
