@@ -103,6 +103,14 @@ def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_clean
 
     assert wait_for(finished, timeout=90, what="the job")["status"] == "succeeded"
 
+    # A worker killed by the kernel is restarted by the supervisor.
+    worker_pid = http(app.url + "/api/workers/", token=app.token)[1]["workers"][0]["pid"]
+    os.kill(worker_pid, signal.SIGKILL)
+    wait_for(lambda: "restarting jobs worker" in app.output(), timeout=10, what="the supervisor to notice")
+    wait_for(lambda: (lambda w: w and w[0]["pid"] != worker_pid)(
+        http(app.url + "/api/workers/", token=app.token)[1]["workers"]), timeout=90,
+        what="the restarted worker to report in")
+
     assert app.stop() == 0
     assert http(app.url + "/healthz")[0] == 0  # the web server is gone
     redis_port = int(out.split("Redis: redis://127.0.0.1:")[1].split("/")[0])

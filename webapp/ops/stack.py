@@ -93,7 +93,7 @@ def wait_for_redis(url: str, timeout: float = 15.0) -> None:
 
 def worker_service(name: str, queues, concurrency: int, log_file: Path | None = None,
                    env: dict | None = None) -> Service:
-    return Service(name, [
+    return Service(f"{name} worker", [
         sys.executable, "-m", "celery", "-A", "jobs", "worker",
         "--queues", ",".join(str(q) for q in queues),
         "--concurrency", str(concurrency),
