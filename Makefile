@@ -13,6 +13,12 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
+# Settings people keep in .env (see .env.example) apply to `make run` as well.
+ifneq (,$(wildcard .env))
+include .env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
+endif
+
 .PHONY: run test install system-deps browser-deps lint bench clean
 
 run: install system-deps

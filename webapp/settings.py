@@ -23,7 +23,8 @@ from webapp.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Everything VisionLab writes lives under DATA_DIR: database, uploads, artifacts, logs.
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# A relative DATA_DIR is taken from the project folder, wherever a process starts.
+DATA_DIR = (BASE_DIR / env_str("DATA_DIR", "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env_secret("SECRET_KEY", DATA_DIR / "secret_key")
