@@ -85,3 +85,12 @@ def test_the_workers_page_and_api_say_redis_is_down(alice, client, redis_down):
 
     assert client.get("/api/workers/").json()["redis_error"].startswith("Redis is not answering")
     assert client.get("/workers/").status_code == 200
+
+
+def test_the_queue_status_says_whether_jobs_can_start(alice_api, settings):
+    assert alice_api.get("/api/queue-status/").json() == {"ok": True, "problem": None}
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    down = alice_api.get("/api/queue-status/").json()
+
+    assert down["ok"] is False and "Error" in down["problem"]

@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 from webapp.accounts.views import account_page
 from webapp.experiments import views as experiment_pages
 from webapp.experiments.api import JobViewSet
-from webapp.ops.views import WorkersView, healthz, workers_page
+from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -31,6 +31,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/workers/", WorkersView.as_view(), name="api-workers"),
+    path("api/queue-status/", QueueStatusView.as_view(), name="api-queue-status"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

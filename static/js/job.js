@@ -1,8 +1,10 @@
 /* One job: status, progress, facts, parameters and result, live until the job ends. */
 (function () {
   "use strict";
-  const { el, badge, duration, bytes, ago } = window.VL;
+  const { el, badge, duration, bytes } = window.VL;
   const jobId = VL.json("job-id");
+
+  function when(iso) { return iso ? new Date(iso).toLocaleString() : null; }
 
   function facts(node, pairs) {
     node.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v)]));
@@ -21,7 +23,7 @@
     facts(env, [["Host", result.host], ["Platform", result.platform], ["Python", result.python],
       ["TensorFlow", result.tensorflow + (result.built_with_cuda ? " (CUDA build)" : " (CPU build)")],
       ["Keras", result.keras], ["NumPy", result.numpy]]);
-    return el("div", {}, table, env);
+    return el("div", {}, table, el("h3", {}, "Environment"), env);
   }
 
   function render(job) {
@@ -40,8 +42,8 @@
     document.getElementById("cancel-form").hidden = !VL.ACTIVE.includes(job.status) || job.cancel_requested;
     facts(document.getElementById("job-facts"), [
       ["Queue", job.queue], ["Worker", job.worker], ["Device", job.device],
-      ["Created", ago(job.created_at)], ["Started", ago(job.started_at)],
-      ["Duration", duration(job.duration_seconds)],
+      ["Created", when(job.created_at)], ["Started", when(job.started_at)],
+      ["Finished", when(job.finished_at)], ["Duration", duration(job.duration_seconds)],
     ]);
     facts(document.getElementById("job-params"), Object.entries(job.params).map(([k, v]) => [k.replace(/_/g, " "), JSON.stringify(v)]));
     const card = document.getElementById("result-card");

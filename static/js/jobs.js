@@ -1,4 +1,4 @@
-/* Jobs list: redraws the table from /api/jobs/ while any job is queued or running. */
+/* Jobs list: redraws the table from /api/jobs/ and shows or hides the "queue is down" banner. */
 (function () {
   "use strict";
   const { el, badge, progressBar, duration, ago } = window.VL;
@@ -25,9 +25,8 @@
   }
 
   VL.poll("/api/jobs/?limit=50", render, { interval: 1500, hiddenInterval: 15000 });
-  VL.poll("/healthz", function (health) {
-    const down = health.redis !== "ok";
-    problem.hidden = !down;
-    if (launchButton) launchButton.disabled = down;
+  VL.poll("/api/queue-status/", function (status) {
+    problem.hidden = status.ok;
+    if (launchButton) launchButton.disabled = !status.ok;
   }, { interval: 5000, hiddenInterval: 30000 });
 })();

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.ops import health, workers
+from webapp.redis_client import redis_problem
 
 
 @never_cache
@@ -21,6 +22,17 @@ def healthz(request):
 @login_required
 def workers_page(request):
     return render(request, "ops/workers.html", {"snapshot": workers.snapshot(request.user)})
+
+
+class QueueStatusView(APIView):
+    """Whether jobs can be started now: the launch forms poll this to show or hide a warning.
+
+    Cheaper than /healthz (no worker ping), so every open page can ask every few seconds.
+    """
+
+    def get(self, request):
+        problem = redis_problem()
+        return Response({"ok": problem is None, "problem": problem})
 
 
 class WorkersView(APIView):
