@@ -9,9 +9,8 @@ PY := $(VENV)/bin/python
 # Extras installed into the virtualenv: the CPU build of TensorFlow by default.
 # A GPU worker host: make run EXTRAS=gpu,dev
 EXTRAS ?= cpu,dev
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 # Settings people keep in .env (see .env.example) apply to `make run` as well.
 ifneq (,$(wildcard .env))
@@ -19,7 +18,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install system-deps browser-deps lint bench clean
+.PHONY: run test install python-deps system-deps browser-deps lint bench clean
 
 run: install system-deps
 	@$(PY) manage.py migrate --noinput -v0
@@ -55,7 +54,7 @@ define need_deb
 endef
 
 python-deps:
-	$(call need_deb,$(PYTHON) -c 'import ensurepip, venv',python3-venv)
+	$(call need_deb,$(PYTHON) -c 'import ensurepip; import venv',python3-venv)
 
 system-deps:
 	$(call need_deb,command -v redis-server,redis-server)

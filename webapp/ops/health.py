@@ -1,11 +1,19 @@
-"""The parts /healthz reports on: the database, Redis and the live workers."""
+"""The parts /healthz reports on: the database, Redis and the live workers.
+
+/healthz answers anyone (load balancers, monitoring), so a failing part is named with the
+kind of error only; the full message, which can hold host names and paths, goes to the log.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from django.db import connection
 
 from webapp.ops import workers
 from webapp.redis_client import redis_problem
+
+log = logging.getLogger(__name__)
 
 
 def database_problem() -> str | None:
@@ -31,8 +39,15 @@ def check() -> tuple[bool, dict]:
     healthy = not db and not redis
     report = {
         "status": "ok" if healthy else "error",
-        "db": db and f"error: {db}" or "ok",
-        "redis": redis and f"error: {redis}" or "ok",
+        "db": _summary("database", db),
+        "redis": _summary("Redis", redis),
         "workers": count,
     }
     return healthy, report
+
+
+def _summary(part: str, problem: str | None) -> str:
+    if not problem:
+        return "ok"
+    log.warning("Health check: %s is down: %s", part, problem)
+    return "error: " + problem.split(":", 1)[0]
