@@ -15,57 +15,16 @@ Usage: .venv/bin/python bench/job_roundtrip.py [--runs 10] [--seconds 0.5]
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def call(url: str, token: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"Token {token}",
-                                              "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def start_stack(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
-    from webapp.ops.stack import free_port
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(DATA_DIR=str(data_dir), PORT=str(port))
-
-    def manage(*args):
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                              capture_output=True, text=True).stdout
-
-    manage("migrate", "--noinput", "-v0")
-    manage("bootstrap")
-    token = manage("drf_create_token", "admin").split()[2]
-    process = subprocess.Popen([sys.executable, "manage.py", "runstack"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
-                if json.loads(response.read())["workers"] >= 1:
-                    return process, url, token
-        except OSError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("The stack did not come up within 120 s.")
+from bench.stack import call, start_stack  # noqa: E402
 
 
 def job_seconds(url: str, token: str, seconds: float) -> float:

@@ -21,3 +21,11 @@ def system_check(self, job_id: int) -> str:
         return run_system_check(reporter, seconds_per_device=job.params["seconds_per_device"])
 
     return run_job(job_id, self.request.hostname, work)
+
+
+@app.task(name="jobs.ingest_dataset", bind=True, acks_late=True, soft_time_limit=6 * 3600,
+          time_limit=6 * 3600 + 120)
+def ingest_dataset(self, job_id: int) -> str:
+    from jobs.ingestion import ingest_dataset as work
+
+    return run_job(job_id, self.request.hostname, work)

@@ -116,3 +116,8 @@ def _forget_live_job_state():
             client.delete(*keys)
     except REDIS_ERRORS:
         pass
+
+
+# The browser tests' fixtures (one session chromium, a page per test), registered once here
+# so that several test modules share the same browser.
+from tests.browser_fixtures import browser, page  # noqa: E402, F401

@@ -2,94 +2,28 @@
 real Celery worker. They check what a person sees: pages that update by themselves.
 
 With VISIONLAB_SCREENSHOTS=<folder>, the job and workers tests also save the README's
-screenshots there (jobs.png, job.png, workers.png).
+screenshots there (jobs.png, job.png, workers.png). The `browser` and `page` fixtures come
+from tests/browser_fixtures.py, registered in tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from jobs.ml.devices import cpu_model
-from tests.conftest import PASSWORD, wait_for
+from tests.browser_fixtures import log_in, screenshot
+from tests.conftest import wait_for
 from webapp.experiments.kinds import cancel_job, launch_job
 from webapp.experiments.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1280, "height": 800}
 JOB_TIMEOUT_MS = 90_000
-
-expect.set_options(timeout=15_000)
-
-
-def chromium_path() -> str | None:
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless chromium for the whole session; each test gets a fresh context."""
-    executable = chromium_path()
-    if not executable:
-        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
-    # Playwright's sync API keeps an asyncio loop running on this thread, so Django would
-    # refuse every ORM call the tests (and fixtures such as `alice`) make while it is started.
-    # The tests stay synchronous: lift Django's guard for as long as Playwright runs.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        playwright = sync_playwright().start()
-        try:
-            chromium = playwright.chromium.launch(executable_path=executable, headless=True,
-                                                  args=CHROMIUM_ARGS)
-            try:
-                yield chromium
-            finally:
-                chromium.close()
-        finally:
-            playwright.stop()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    """A fresh browser context (no cookies) on the live server; fails on uncaught JS errors."""
-    context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
-    context.set_default_timeout(30_000)
-    tab = context.new_page()
-    js_errors: list[str] = []
-    tab.on("pageerror", lambda exc: js_errors.append(f"{tab.url}: {exc}"))
-    yield tab
-    context.close()
-    assert not js_errors, f"Uncaught JavaScript errors: {js_errors}"
-
-
-def screenshot(page: Page, name: str) -> None:
-    """Save a full-page screenshot for the README, only when VISIONLAB_SCREENSHOTS is set."""
-    folder = os.environ.get("VISIONLAB_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
-
-
-def log_in(page: Page, username: str, path: str = "/jobs/") -> None:
-    """Open `path` logged out, get sent to the login form, log in, and land back on `path`."""
-    page.goto(path)
-    expect(page).to_have_url(re.compile(r"/login/\?next=" + re.escape(path) + "$"))
-    expect(page.get_by_role("heading", name="Log in to VisionLab")).to_be_visible()
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
-    expect(page.locator(".usermenu .username")).to_have_text(username)
 
 
 # Set after the job page has loaded: a reload would drop the marker. Also records every

@@ -103,6 +103,15 @@ def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_clean
 
     assert wait_for(finished, timeout=90, what="the job")["status"] == "succeeded"
 
+    # A first start queues the offline built-in datasets, so a newcomer has data at once.
+    def builtins_ready():
+        datasets = http(app.url + "/api/datasets/", token=app.token)[1]
+        return datasets if len(datasets) == 3 and all(d["status"] == "ready" for d in datasets) else None
+
+    datasets = wait_for(builtins_ready, timeout=120, what="the built-in datasets")
+    assert {d["source"] for d in datasets} == {"builtin:digits", "builtin:shapes", "builtin:shapes-captions"}
+    assert "Reading the built-in datasets in the background" in app.output()
+
     # A worker killed by the kernel is restarted by the supervisor.
     worker_pid = http(app.url + "/api/workers/", token=app.token)[1]["workers"][0]["pid"]
     os.kill(worker_pid, signal.SIGKILL)
@@ -136,7 +145,8 @@ def test_when_redis_dies_healthz_is_503_and_launching_says_why_then_it_recovers(
         assert status == 503
         assert body["redis"].startswith("error: ") and body["db"] == "ok"
         assert launch_status == 503 and "Redis is down or unreachable" in launch["detail"]
-        assert jobs == []  # nothing was created, nothing ran in the web process
+        # Nothing was created, nothing ran in the web process (only the seeded ingestions exist).
+        assert all(job["kind"] == "ingest_dataset" for job in jobs)
 
         redis.start()
         redis.ready()

@@ -6,6 +6,7 @@ of them: SQLite and files under DATA_DIR (./var), and the Redis that `make run` 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -26,6 +27,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # A relative DATA_DIR is taken from the project folder, wherever a process starts.
 DATA_DIR = (BASE_DIR / env_str("DATA_DIR", "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# Keras writes its config and downloads under KERAS_HOME (default ~/.keras) when imported;
+# keep that inside DATA_DIR too, for every process that loads these settings.
+os.environ.setdefault("KERAS_HOME", str(DATA_DIR / "keras"))
 
 SECRET_KEY = env_secret("SECRET_KEY", DATA_DIR / "secret_key")
 DEBUG = env_bool("DEBUG", False)
@@ -50,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.accounts",
+    "webapp.datasets",
     "webapp.experiments",
     "webapp.ops",
 ]
@@ -130,8 +136,18 @@ MEDIA_ROOT = DATA_DIR / "media"
 MAX_UPLOAD_SIZE = env_size("MAX_UPLOAD_SIZE", "10GiB")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_size("DATA_UPLOAD_MAX_MEMORY_SIZE", "5MiB")
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_size("FILE_UPLOAD_MAX_MEMORY_SIZE", "5MiB")
+# Chunks of a resumable upload (the browser sends them one by one; scripts may use multipart).
+UPLOAD_CHUNK_SIZE = env_size("UPLOAD_CHUNK_SIZE", "8MiB")
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp"
 FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
+
+# Ingestion limits: what an archive may inflate to, and the largest image (pixels) decoded.
+INGEST_MAX_INFLATED = env_size("INGEST_MAX_INFLATED", "20GiB")
+INGEST_MAX_FILES = env_int("INGEST_MAX_FILES", 1_000_000, minimum=1)
+INGEST_MAX_PIXELS = env_int("INGEST_MAX_PIXELS", 60_000_000, minimum=1)
+INGEST_THREADS = env_int("INGEST_THREADS", 4, minimum=1)
+# Where the one-click reference datasets (MNIST, ...) come from on air-gapped sites (file:// or http).
+DATASET_MIRROR = env_str("VISIONLAB_DATASET_MIRROR", "")
 
 # Redis carries the job queues and live progress. `make run` starts its own and sets this.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -8,6 +8,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from webapp.accounts.views import account_page
+from webapp.datasets import views as dataset_pages
+from webapp.datasets.api import DatasetViewSet, UploadViewSet
 from webapp.experiments import views as experiment_pages
 from webapp.experiments.api import JobViewSet
 from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
@@ -15,6 +17,8 @@ from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("jobs", JobViewSet, basename="job")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("uploads", UploadViewSet, basename="upload")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="jobs", permanent=False)),
@@ -27,6 +31,12 @@ urlpatterns = [
     path("jobs/", experiment_pages.jobs_page, name="jobs"),
     path("jobs/<int:job_id>/", experiment_pages.job_page, name="job"),
     path("jobs/<int:job_id>/cancel/", experiment_pages.cancel_job_page, name="job-cancel"),
+    path("datasets/", dataset_pages.datasets_page, name="datasets"),
+    path("datasets/add/", dataset_pages.add_source, name="dataset-add-source"),
+    path("datasets/<int:dataset_id>/", dataset_pages.dataset_page, name="dataset"),
+    path("datasets/<int:dataset_id>/delete/", dataset_pages.delete_dataset, name="dataset-delete"),
+    path("datasets/<int:dataset_id>/thumbs/<path:path>", dataset_pages.thumbnail, name="dataset-thumb"),
+    path("datasets/<int:dataset_id>/images/<int:item_id>", dataset_pages.image, name="dataset-image"),
     path("workers/", workers_page, name="workers"),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),

@@ -40,19 +40,26 @@ class SystemCheckParams(serializers.Serializer):
     )
 
 
+class IngestParams(serializers.Serializer):
+    pass
+
+
 @dataclass(frozen=True)
 class JobKind:
     task: str
     params: type[serializers.Serializer]
     default_queue: Queue
+    # False for kinds the platform starts itself (ingestion starts with an upload).
+    public: bool = True
 
 
 KINDS: dict[str, JobKind] = {
     Job.Kind.SYSTEM_CHECK: JobKind("jobs.system_check", SystemCheckParams, Queue.CPU),
+    Job.Kind.INGEST: JobKind("jobs.ingest_dataset", IngestParams, Queue.CPU, public=False),
 }
 
 
-def launch_job(owner, kind: str, params: dict, queue: str | None = None) -> Job:
+def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset=None) -> Job:
     """Create a job and enqueue it once the row is committed.
 
     Redis is checked first so that an outage answers at once with QueueUnavailable instead
@@ -63,7 +70,7 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None) -> Job:
     problem = redis_problem()
     if problem:
         raise QueueUnavailable(problem)
-    job = Job.objects.create(owner=owner, kind=kind, params=params,
+    job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset,
                              queue=queue or spec.default_queue)
     transaction.on_commit(lambda: _enqueue(job, spec), robust=False)
     return job

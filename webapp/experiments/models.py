@@ -24,6 +24,7 @@ class Job(models.Model):
 
     class Kind(models.TextChoices):
         SYSTEM_CHECK = "system_check", "System check"
+        INGEST = "ingest_dataset", "Dataset ingestion"
         TRAIN = "train", "Training"
         EXTRACT_FEATURES = "extract_features", "Feature extraction"
         TRAIN_CAPTIONER = "train_captioner", "Caption training"
@@ -35,6 +36,9 @@ class Job(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     queue = models.CharField(max_length=32, default="cpu")
     params = models.JSONField(default=dict, blank=True)
+    # The dataset a job read; a deleted dataset leaves the job's record (and its params) intact.
+    dataset = models.ForeignKey("datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="jobs")
     progress = models.FloatField(default=0.0)
     message = models.CharField(max_length=300, blank=True)
     result = models.JSONField(null=True, blank=True)

@@ -19,7 +19,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "kind_label", "status", "progress", "message", "metrics", "result",
-            "error", "model", "params", "queue", "worker", "device", "cancel_requested",
+            "error", "model", "params", "dataset", "queue", "worker", "device", "cancel_requested",
             "created_at", "started_at", "finished_at", "duration_seconds",
         ]
         read_only_fields = fields
@@ -52,6 +52,9 @@ class JobCreateSerializer(serializers.Serializer):
         if kind not in KINDS:
             label = Job.Kind(kind).label
             raise serializers.ValidationError(f"{label} jobs are not available on this server yet.")
+        if not KINDS[kind].public:
+            raise serializers.ValidationError(
+                f"{Job.Kind(kind).label} jobs start by themselves; they cannot be launched directly.")
         return kind
 
     def validate(self, data: dict) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 
 from django.conf import settings
@@ -50,7 +51,13 @@ class Command(BaseCommand):
             "=" * 64,
             "",
         ])
-        sys.exit(stack.supervise(services, on_ready=lambda: print(banner, flush=True)))
+
+        def on_ready():
+            print(banner, flush=True)
+            # Now that Redis and a worker run: queue the built-in datasets on a first start.
+            subprocess.run([sys.executable, "manage.py", "seed_datasets"], cwd=settings.BASE_DIR, check=False)
+
+        sys.exit(stack.supervise(services, on_ready=on_ready))
 
     def _check_port_free(self, host: str, port: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

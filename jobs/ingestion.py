@@ -1,0 +1,146 @@
+"""The ingestion job: archive -> verified images, thumbnails, items in the database, split.
+
+The work itself is `jobs.ml.datasets.ingest.ingest_archive` (no Django); this module makes or
+fetches the archive for built-in sources, stores items in batches as they come (memory stays
+flat), assigns the stratified split, and records the outcome on the dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.runner import UserFacingError
+from webapp.datasets.models import Dataset, DatasetItem
+
+log = logging.getLogger(__name__)
+
+# Share of the job's progress bar spent on making/fetching a built-in archive.
+SOURCE_SHARE = 0.3
+
+
+def _limits():
+    from jobs.ml.datasets.ingest import IngestLimits
+
+    return IngestLimits(
+        max_inflated_bytes=settings.INGEST_MAX_INFLATED,
+        max_files=settings.INGEST_MAX_FILES,
+        max_pixels=settings.INGEST_MAX_PIXELS,
+        threads=settings.INGEST_THREADS,
+    )
+
+
+def _prepare_archive(dataset: Dataset, reporter) -> float:
+    """Write the archive of a built-in or reference source; returns the progress used so far."""
+    kind, _, name = dataset.source.partition(":")
+    if kind == "upload":
+        return 0.0
+    from jobs.ml.datasets import reference, synthetic
+
+    if kind == "builtin":
+        reporter.progress(0.02, f"Generating {synthetic.BUILTIN_OFFLINE[name].title}")
+        synthetic.BUILTIN_OFFLINE[name].make(dataset.archive_path)
+    elif kind == "reference":
+        try:
+            reference.fetch_reference_zip(
+                name, dataset.archive_path, settings.DATA_DIR / "keras",
+                mirror=settings.DATASET_MIRROR or None,
+                progress=lambda f, m: reporter.progress(f * SOURCE_SHARE, m),
+            )
+        except reference.ReferenceUnavailable as exc:
+            raise UserFacingError(str(exc)) from exc
+    else:
+        raise UserFacingError(f"Unknown dataset source {dataset.source!r}.")
+    dataset.archive_bytes = dataset.archive_path.stat().st_size
+    Dataset.objects.filter(pk=dataset.pk).update(archive_bytes=dataset.archive_bytes)
+    return SOURCE_SHARE
+
+
+def _store(dataset: Dataset, items) -> None:
+    DatasetItem.objects.bulk_create([
+        DatasetItem(dataset=dataset, path=i.path, original=i.original, label=i.label, split=i.split or "",
+                    width=i.width, height=i.height, mode=i.mode, format=i.format, checksum=i.checksum,
+                    thumbnail=i.thumbnail, captions=i.captions)
+        for i in items
+    ], batch_size=500)
+
+
+def _assign_splits(dataset: Dataset) -> dict[str, int]:
+    from jobs.ml.datasets.splits import stratified_split
+
+    items = dataset.items.all()
+    if not dataset.has_split_files:
+        by_label: dict[str, list[int]] = {}
+        for item_id, label in items.values_list("id", "label").iterator(chunk_size=5000):
+            by_label.setdefault(label, []).append(item_id)
+        assignment = stratified_split(by_label, seed=dataset.split_seed)
+        by_split: dict[str, list[int]] = {}
+        for item_id, split in assignment.items():
+            by_split.setdefault(split, []).append(item_id)
+        with transaction.atomic():
+            for split, ids in by_split.items():
+                for start in range(0, len(ids), 900):  # SQLite's variable limit
+                    items.filter(id__in=ids[start:start + 900]).update(split=split)
+    else:
+        # Split files name only some images; the rest train.
+        items.filter(split="").update(split=DatasetItem.Split.TRAIN)
+    return {s: items.filter(split=s).count() for s in DatasetItem.Split.values}
+
+
+def ingest_dataset(job, reporter) -> dict:
+    from jobs.ml.datasets.ingest import UnusableDataset, ingest_archive
+
+    dataset = job.dataset
+    if dataset is None:
+        raise UserFacingError("The dataset was deleted before it could be read.")
+    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.INGESTING, error="")
+    try:
+        base = _prepare_archive(dataset, reporter)
+        dataset.items.all().delete()  # a retried job starts clean
+        shutil.rmtree(dataset.images_dir, ignore_errors=True)
+        shutil.rmtree(dataset.thumbs_dir, ignore_errors=True)
+        result = ingest_archive(
+            dataset.archive_path, dataset.directory, dataset.kind, limits=_limits(),
+            progress=lambda f, m: reporter.progress(base + f * (0.95 - base), m),
+            on_items=lambda batch: _store(dataset, batch),
+        )
+        dataset.has_split_files = result.has_split_files
+        reporter.progress(0.96, "Assigning the train, validation and test split")
+        split_counts = _assign_splits(dataset)
+    except BaseException as exc:
+        _fail(dataset, exc)
+        if isinstance(exc, UnusableDataset):
+            raise UserFacingError(str(exc)) from exc
+        raise
+    Dataset.objects.filter(pk=dataset.pk).update(
+        status=Dataset.Status.READY, num_items=result.num_items, num_captions=result.num_captions,
+        classes=result.classes, skipped=result.skipped, stats=result.stats, content_hash=result.content_hash,
+        split_counts=split_counts, has_split_files=result.has_split_files, ready_at=timezone.now(),
+    )
+    dataset.archive_path.unlink(missing_ok=True)  # the images are kept; the archive is not needed
+    if not Dataset.objects.filter(pk=dataset.pk).exists():  # deleted while we worked
+        dataset.remove_files()
+    return {"dataset": dataset.pk, "num_items": result.num_items, "skipped": len(result.skipped),
+            "content_hash": result.content_hash, "split": split_counts}
+
+
+def _fail(dataset: Dataset, exc: BaseException) -> None:
+    from jobs.ml.datasets.ingest import UnusableDataset
+    from jobs.ml.progress import JobCancelled
+
+    if isinstance(exc, UnusableDataset | UserFacingError):
+        reason = str(exc)
+    elif isinstance(exc, JobCancelled):
+        reason = "Reading the dataset was cancelled."
+    else:
+        log.exception("Ingestion of dataset %s failed", dataset.pk)
+        reason = f"The dataset could not be read because of an internal error ({type(exc).__name__})."
+    dataset.items.all().delete()
+    shutil.rmtree(dataset.images_dir, ignore_errors=True)
+    shutil.rmtree(dataset.thumbs_dir, ignore_errors=True)
+    dataset.archive_path.unlink(missing_ok=True)
+    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.FAILED, error=reason)

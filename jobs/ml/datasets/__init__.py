@@ -1,0 +1,1 @@
+"""Datasets: safe ingestion of uploaded archives, reference and generated datasets."""

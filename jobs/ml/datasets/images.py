@@ -1,0 +1,211 @@
+"""One image: verify it, decide how to store it, make its thumbnail. Runs in worker threads.
+
+Any format Pillow reads is accepted, in any colour mode, but training later decodes with
+TensorFlow, which reads only JPEG/PNG/GIF/BMP and no CMYK. So an image is stored as its
+original bytes when TensorFlow reads them as they are (JPEG in RGB or L, PNG in the everyday
+modes) and re-encoded as an 8-bit PNG otherwise. The pixel limit is checked on the header,
+before a byte is decoded, so a tiny file that claims a billion pixels costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from jobs.ml.datasets.model import IngestLimits
+
+# EPS is decoded by running Ghostscript on the file: not something to do with an upload.
+UNSAFE_FORMATS = {"EPS"}
+
+# Formats and modes stored as the original bytes; everything else becomes a PNG.
+# MPO is what cameras write as JPEG with extra frames: its first frame is a plain JPEG.
+KEEP = {"JPEG": {"RGB", "L"}, "MPO": {"RGB", "L"}, "PNG": {"RGB", "RGBA", "L", "LA", "P"}}
+SUFFIXES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "MPO": (".jpg", ".jpeg", ".mpo"), "PNG": (".png",)}
+
+ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+HIGH_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+THUMB_QUALITY = 80
+
+NOT_AN_IMAGE = "not an image Pillow can read"
+DAMAGED = "image is damaged or truncated"
+
+
+@dataclass
+class Prepared:
+    """A verified image, ready for the main thread to write."""
+
+    width: int
+    height: int
+    mode: str
+    format: str
+    checksum: str
+    stored: bytes | None  # a re-encoded PNG, or None to store the original bytes
+    suffixes: tuple[str, ...]  # extensions that fit the stored bytes; the first is canonical
+    thumbnail: bytes
+
+
+@dataclass
+class Rejected:
+    """A member that is not a usable image; reason is the short sentence listed as skipped."""
+
+    reason: str
+
+
+@functools.cache
+def safe_formats() -> tuple[str, ...]:
+    """Every format this Pillow reads, minus those whose decoders run external programs."""
+    Image.init()
+    return tuple(f for f in Image.ID if f not in UNSAFE_FORMATS)
+
+
+def _open_past_guard(data: bytes, formats: tuple[str, ...]) -> Image.Image | None:
+    """Open (header only) an image that Image.open refused as a decompression bomb.
+
+    Image.open stops above 2 x Image.MAX_IMAGE_PIXELS (a warning above 1 x) with an error that
+    gives no dimensions, before our own limit could say "W x H pixels". This runs the same
+    registered openers Image.open runs, reading the header and no pixels, so `limits.max_pixels`
+    is the one limit that decides, and Pillow's process-wide setting stays untouched.
+    """
+    prefix = data[:16]
+    for fmt in formats:
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept is None or accept(prefix)
+        if not accepted or isinstance(accepted, str):
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except Exception:  # a plugin that fails on these bytes simply is not the format
+            continue
+    return None
+
+
+def too_large(width: int, height: int, limit: int) -> str:
+    return f"image is too large ({width} x {height} pixels; the limit is {limit:,})"
+
+
+def open_header(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
+    """Open an image lazily (header only) and apply the pixel limit before any decoding."""
+    formats = safe_formats()
+    try:
+        im = Image.open(io.BytesIO(data), formats=formats)
+    except UnidentifiedImageError:
+        return Rejected(NOT_AN_IMAGE)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # The warning is only raised when warnings are turned into errors.
+        im = _open_past_guard(data, formats)
+        if im is None:
+            return Rejected(f"image is too large (the limit is {limits.max_pixels:,} pixels)")
+    except Exception:  # a plugin choking on a malformed header: a broken file
+        return Rejected(DAMAGED)
+    width, height = im.size
+    if width * height > limits.max_pixels:
+        im.close()
+        return Rejected(too_large(width, height, limits.max_pixels))
+    if width < 1 or height < 1:
+        im.close()
+        return Rejected(DAMAGED)
+    return im
+
+
+def is_image(head: bytes) -> bool:
+    """Whether the first bytes of a file identify as an image (no decoding, no limits)."""
+    try:
+        with Image.open(io.BytesIO(head), formats=safe_formats()):
+            return True
+    except UnidentifiedImageError:
+        return False
+    except Exception:  # a pixel bomb, or a header that starts like an image but is cut short
+        return True
+
+
+def eight_bit(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale scaled to 8-bit "L".
+
+    Pillow's own conversion clips such values to 255, which turns most 16-bit images white.
+    """
+    if im.mode not in HIGH_BIT_MODES:
+        return im
+    a = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        return Image.fromarray((a.astype(np.uint16) >> 8).astype(np.uint8), "L")
+    a = a.astype(np.float64)
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    if lo >= 0 and hi <= 255:
+        scaled = a
+    elif lo >= 0 and hi <= 65535:
+        scaled = a / 257.0
+    else:
+        scaled = (a - lo) * (255.0 / max(hi - lo, 1e-12))
+    return Image.fromarray(np.nan_to_num(scaled).clip(0, 255).astype(np.uint8), "L")
+
+
+def has_alpha(im: Image.Image) -> bool:
+    return im.mode in ALPHA_MODES or "transparency" in im.info
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB, or RGBA when the image has transparency."""
+    target = "RGBA" if has_alpha(im) else "RGB"
+    im = eight_bit(im)
+    return im if im.mode == target else im.convert(target)
+
+
+def encode_png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    to_rgb(im).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def make_thumbnail(im: Image.Image, size: int) -> bytes:
+    """An RGB JPEG, longest side `size`, upright as the camera meant it, transparency on white."""
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block only costs the rotation
+        pass
+    im = to_rgb(im)
+    if im.mode == "RGBA":
+        flat = Image.new("RGB", im.size, (255, 255, 255))
+        flat.paste(im, mask=im.getchannel("A"))
+        im = flat
+    im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=THUMB_QUALITY)
+    return buf.getvalue()
+
+
+def prepare(data: bytes, limits: IngestLimits) -> Prepared | Rejected:
+    """Verify one image fully and produce what gets stored: the thread-pool task."""
+    im = open_header(data, limits)
+    if isinstance(im, Rejected):
+        return im
+    with im:
+        try:
+            im.load()
+        except MemoryError:
+            raise
+        except Exception:  # any decoder error on untrusted bytes means a broken file
+            return Rejected(DAMAGED)
+        if im.width * im.height > limits.max_pixels:  # a few formats pick their size while loading
+            return Rejected(too_large(im.width, im.height, limits.max_pixels))
+        fmt, mode = im.format or "", im.mode
+        try:
+            keep = mode in KEEP.get(fmt, ())
+            stored = None if keep else encode_png(im)
+            thumbnail = make_thumbnail(im, limits.thumb_size)
+        except MemoryError:
+            raise
+        except Exception as exc:  # an exotic mode or format variant: this file only, not the dataset
+            return Rejected(f"image could not be converted ({mode} {fmt}: {exc})")
+        return Prepared(
+            width=im.width, height=im.height, mode=mode, format=fmt,
+            checksum=hashlib.sha256(data).hexdigest(),
+            stored=stored,
+            suffixes=SUFFIXES[fmt] if keep else SUFFIXES["PNG"],
+            thumbnail=thumbnail,
+        )
+

@@ -1,0 +1,107 @@
+"""Dataset pages: the list with upload and one-click datasets, one dataset, its image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from webapp.datasets import services
+from webapp.datasets.models import Dataset
+from webapp.datasets.serializers import DatasetSerializer
+from webapp.datasets.sources import SOURCES
+from webapp.experiments import live
+from webapp.experiments.kinds import QueueUnavailable
+from webapp.experiments.models import Job
+from webapp.redis_client import redis_problem
+
+SAMPLES_PER_CLASS = 8
+MAX_SAMPLE_CLASSES = 40
+
+
+@login_required
+def datasets_page(request):
+    from django.conf import settings
+
+    return render(request, "datasets/list.html", {
+        "datasets": Dataset.objects.filter(owner=request.user),
+        "sources": SOURCES.values(),
+        "queue_problem": redis_problem(),
+        "max_upload_size": settings.MAX_UPLOAD_SIZE,
+        "kinds": Dataset.Kind.choices,
+    })
+
+
+@login_required
+@require_POST
+def add_source(request):
+    source = SOURCES.get(request.POST.get("name", ""))
+    if source is None:
+        messages.error(request, "That dataset is not one VisionLab knows.")
+        return redirect("datasets")
+    try:
+        dataset = services.dataset_from_source(request.user, source.source, source.title, source.kind)
+    except QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect("datasets")
+    return redirect("dataset", dataset_id=dataset.id)
+
+
+@login_required
+def dataset_page(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset, id=dataset_id, owner=request.user)
+    samples = []
+    if dataset.status == Dataset.Status.READY:
+        if dataset.kind == Dataset.Kind.CLASSIFICATION:
+            for entry in dataset.classes[:MAX_SAMPLE_CLASSES]:
+                items = dataset.items.filter(label=entry["name"])[:SAMPLES_PER_CLASS]
+                samples.append({"label": entry["name"], "count": entry["count"], "items": items})
+        else:
+            samples.append({"label": "", "count": dataset.num_items, "items": dataset.items.all()[:24]})
+    return render(request, "datasets/detail.html", {
+        "dataset": dataset,
+        "data": DatasetSerializer(dataset, context={"request": request, "live": live.read_many(
+            list(dataset.jobs.filter(status=Job.Status.RUNNING).values_list("id", flat=True)))}).data,
+        "samples": samples,
+        "more_classes": max(0, len(dataset.classes) - MAX_SAMPLE_CLASSES),
+    })
+
+
+@login_required
+@require_POST
+def delete_dataset(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset, id=dataset_id, owner=request.user)
+    name = dataset.name
+    services.delete_dataset(dataset)
+    messages.success(request, f"Deleted the dataset “{name}” and its files. "
+                              "Jobs that used it keep their records.")
+    return redirect("datasets")
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """`root/relative`, refusing anything that would leave `root` (.., absolute, symlinks out)."""
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()) or not path.is_file():
+        raise Http404("No such file.")
+    return path
+
+
+@login_required
+def thumbnail(request, dataset_id: int, path: str):
+    dataset = get_object_or_404(Dataset, id=dataset_id, owner=request.user)
+    response = FileResponse(open(_inside(dataset.thumbs_dir, path), "rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+def image(request, dataset_id: int, item_id: int):
+    dataset = get_object_or_404(Dataset, id=dataset_id, owner=request.user)
+    item = get_object_or_404(dataset.items, id=item_id)
+    response = FileResponse(open(_inside(dataset.images_dir, item.path), "rb"))
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
