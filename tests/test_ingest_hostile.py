@@ -160,3 +160,18 @@ def test_nothing_is_written_outside_data_dir_and_the_worker_keeps_serving(ingest
     assert not Path("/tmp/visionlab-absolute.txt").exists()
     assert good["status"] == "ready" and good["num_items"] == 8
 
+
+
+def test_a_reference_dataset_without_internet_fails_with_what_to_do(worker, alice_api):
+    from tests.test_reference_datasets import internet_reachable
+
+    if internet_reachable():
+        pytest.skip("this machine reaches the internet; the offline message cannot be shown here")
+
+    created = alice_api.post("/api/datasets/reference/", {"name": "mnist"}, format="json")
+
+    assert created.status_code == 201 and created.json()["name"] == "MNIST"
+    data = outcome(alice_api, created.json()["id"])
+    assert data["status"] == "failed"
+    assert "cannot reach the internet" in data["error"] and "mnist.npz" in data["error"]
+    assert "VISIONLAB_DATASET_MIRROR" in data["error"]

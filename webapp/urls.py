@@ -21,7 +21,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("uploads", UploadViewSet, basename="upload")
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="jobs", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="datasets", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
