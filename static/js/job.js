@@ -41,6 +41,8 @@
     error.textContent = job.error || "";
     document.getElementById("cancel-form").hidden = !VL.ACTIVE.includes(job.status) || job.cancel_requested;
     facts(document.getElementById("job-facts"), [
+      ["Dataset", job.dataset ? el("a", { href: "/datasets/" + job.dataset + "/" }, job.params.dataset_name || "#" + job.dataset)
+        : (job.params.dataset_name ? job.params.dataset_name + " (deleted)" : null)],
       ["Queue", job.queue], ["Worker", job.worker], ["Device", job.device],
       ["Created", when(job.created_at)], ["Started", when(job.started_at)],
       ["Finished", when(job.finished_at)], ["Duration", duration(job.duration_seconds)],
