@@ -12,5 +12,5 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
-app = Celery("visionlab", include=["jobs.tasks"])
+app = Celery("visionlab", include=["jobs.tasks", "jobs.inference"])
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -29,3 +29,10 @@ def ingest_dataset(self, job_id: int) -> str:
     from jobs.ingestion import ingest_dataset as work
 
     return run_job(job_id, self.request.hostname, work)
+
+
+@app.task(name="jobs.train", bind=True, acks_late=True, soft_time_limit=48 * 3600, time_limit=48 * 3600 + 300)
+def train(self, job_id: int) -> str:
+    from jobs.training import train as work
+
+    return run_job(job_id, self.request.hostname, work)

@@ -73,7 +73,7 @@ def celery_worker(django_db_setup, django_db_blocker):
     db_path = settings.DATABASES["default"]["NAME"]
     log_file = Path(settings.DATA_DIR) / "logs" / "test-worker.log"
     worker = stack.worker_service(
-        "test-jobs", ["cpu", "gpu"], concurrency=1, log_file=log_file,
+        "test-jobs", ["cpu", "inference"], concurrency=1, log_file=log_file,
         env={"DATABASE_URL": f"sqlite:///{db_path}", "PYTHONPATH": str(ROOT)},
     )
     worker.start()

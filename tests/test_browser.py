@@ -98,7 +98,7 @@ def test_the_workers_page_shows_the_live_worker_its_cpu_and_the_queue_in_order(w
     card = page.locator('[data-worker^="test-jobs@"]')
     expect(card).to_have_count(1)
     expect(card.locator("h2")).to_have_text(re.compile(r"^test-jobs@"))
-    expect(card.locator("p").first.locator(".tag")).to_have_text(["cpu", "gpu"])
+    expect(card.locator("p").first.locator(".tag")).to_have_text(["cpu", "inference"])
     cpu = card.locator(".devices li").filter(has=page.locator(".tag-cpu"))
     expect(cpu).to_have_count(1)
     expect(cpu).to_contain_text(cpu_model())

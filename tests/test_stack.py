@@ -63,7 +63,7 @@ class Stack:
 
     def healthy(self):
         status, body = http(self.url + "/healthz")
-        return body if status == 200 and body["workers"] >= 1 else None
+        return body if status == 200 and body["workers"] >= 2 else None
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -89,7 +89,8 @@ def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_clean
 
     health = wait_for(app.healthy, timeout=90, what="the stack to report a worker")
 
-    assert health == {"status": "ok", "db": "ok", "redis": "ok", "workers": 1}
+    # The job worker and the inference worker.
+    assert health == {"status": "ok", "db": "ok", "redis": "ok", "workers": 2}
     out = app.output()
     assert f"VisionLab is running at http://localhost:{app.port}/" in out
     assert "Log in as admin with password" in out and "private to this stack" in out
@@ -113,12 +114,16 @@ def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_clean
     assert "Reading the built-in datasets in the background" in app.output()
 
     # A worker killed by the kernel is restarted by the supervisor.
-    worker_pid = http(app.url + "/api/workers/", token=app.token)[1]["workers"][0]["pid"]
+    workers = http(app.url + "/api/workers/", token=app.token)[1]["workers"]
+    worker_pid = next(w["pid"] for w in workers if w["hostname"].startswith("jobs@"))
     os.kill(worker_pid, signal.SIGKILL)
     wait_for(lambda: "restarting jobs worker" in app.output(), timeout=10, what="the supervisor to notice")
-    wait_for(lambda: (lambda w: w and w[0]["pid"] != worker_pid)(
-        http(app.url + "/api/workers/", token=app.token)[1]["workers"]), timeout=90,
-        what="the restarted worker to report in")
+
+    def restarted():
+        workers = http(app.url + "/api/workers/", token=app.token)[1]["workers"]
+        return any(w["hostname"].startswith("jobs@") and w["pid"] != worker_pid for w in workers)
+
+    wait_for(restarted, timeout=90, what="the restarted worker to report in")
 
     assert app.stop() == 0
     assert http(app.url + "/healthz")[0] == 0  # the web server is gone

@@ -165,7 +165,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
     "socket_timeout": 10,
 }
+# Jobs record their outcome on the Job row; only inference tasks (a person waits for the
+# answer) return results, through Redis, kept briefly.
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_EXPIRES = 600
+# How long the web process waits for an inference worker (predict, caption, model summary).
+INFERENCE_TIMEOUT = env_float("INFERENCE_TIMEOUT", 30.0)
+# The largest photo accepted by predict/caption endpoints.
+PREDICT_MAX_BYTES = env_size("PREDICT_MAX_BYTES", "20MiB")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

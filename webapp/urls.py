@@ -12,6 +12,7 @@ from webapp.datasets import views as dataset_pages
 from webapp.datasets.api import DatasetViewSet, UploadViewSet
 from webapp.experiments import views as experiment_pages
 from webapp.experiments.api import JobViewSet
+from webapp.experiments.models_api import ArchitectureSummaryView, ArchitecturesView, TrainedModelViewSet
 from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
 
 router = DefaultRouter(trailing_slash=True)
@@ -19,6 +20,7 @@ router.include_root_view = False
 router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("uploads", UploadViewSet, basename="upload")
+router.register("models", TrainedModelViewSet, basename="model")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="datasets", permanent=False)),
@@ -37,10 +39,16 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/delete/", dataset_pages.delete_dataset, name="dataset-delete"),
     path("datasets/<int:dataset_id>/thumbs/<path:path>", dataset_pages.thumbnail, name="dataset-thumb"),
     path("datasets/<int:dataset_id>/images/<int:item_id>", dataset_pages.image, name="dataset-image"),
+    path("jobs/<int:job_id>/resume/", experiment_pages.resume_job_page, name="job-resume"),
+    path("train/", experiment_pages.train_page, name="train"),
+    path("models/<int:model_id>/", experiment_pages.model_page, name="model"),
+    path("architectures/", experiment_pages.architectures_page, name="architectures"),
     path("workers/", workers_page, name="workers"),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/workers/", WorkersView.as_view(), name="api-workers"),
+    path("api/architectures/", ArchitecturesView.as_view(), name="api-architectures"),
+    path("api/architectures/<str:name>/summary/", ArchitectureSummaryView.as_view(), name="api-architecture-summary"),
     path("api/queue-status/", QueueStatusView.as_view(), name="api-queue-status"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

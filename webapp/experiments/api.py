@@ -10,7 +10,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
 from webapp.experiments import live
-from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job
+from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job, resume_job
 from webapp.experiments.models import Job
 from webapp.experiments.serializers import JobCreateSerializer, JobSerializer
 
@@ -26,7 +26,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     serializer_class = JobSerializer
 
     def get_queryset(self):
-        jobs = Job.objects.filter(owner=self.request.user).prefetch_related("metrics")
+        jobs = Job.objects.filter(owner=self.request.user).prefetch_related("metrics").select_related(
+            "trained_model")
         if self.request.query_params.get("status") == "active":
             jobs = jobs.filter(status__in=Job.ACTIVE)
         return jobs
@@ -50,15 +51,31 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request, *args, **kwargs):
-        incoming = JobCreateSerializer(data=request.data)
+        incoming = JobCreateSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         try:
-            job = launch_job(request.user, data["kind"], data["params"], data.get("queue"))
+            job = launch_job(request.user, data["kind"], data["params"], data.get("queue"),
+                             dataset=data.get("dataset_obj"))
         except QueueUnavailable as exc:
             raise QueueUnavailableError(str(exc)) from exc
         return Response(JobSerializer(job, context={"request": request}).data,
                         status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={202: JobSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Continue a failed or cancelled training job from its last checkpoint."""
+        job = self.get_object()
+        try:
+            resumed = resume_job(job.id)
+        except QueueUnavailable as exc:
+            raise QueueUnavailableError(str(exc)) from exc
+        if not resumed:
+            return Response({"detail": "Only a failed or cancelled training job can be resumed."},
+                            status=status.HTTP_409_CONFLICT)
+        job.refresh_from_db()
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: JobSerializer, 409: None})
     @action(detail=True, methods=["post"])

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
+from jobs.ml.zoo import ARCHITECTURES
 from jobs.queues import Queue
 from webapp.experiments import live
 from webapp.experiments.models import Job
@@ -44,6 +45,58 @@ class IngestParams(serializers.Serializer):
     pass
 
 
+class TrainParams(serializers.Serializer):
+    """A training run. Only `dataset` and `architecture` are needed; the rest has defaults
+    chosen per architecture, so a newcomer picks two things and presses Start."""
+
+    dataset = serializers.IntegerField(help_text="A ready classification dataset of yours.")
+    architecture = serializers.ChoiceField(choices=sorted(ARCHITECTURES))
+    image_size = serializers.IntegerField(required=False, min_value=8, max_value=1024,
+                                          help_text="Square side in pixels; the architecture's default if left out.")
+    color_mode = serializers.ChoiceField(choices=["grayscale", "rgb"], required=False)
+    epochs = serializers.IntegerField(default=10, min_value=1, max_value=1000)
+    batch_size = serializers.IntegerField(default=32, min_value=1, max_value=4096)
+    optimizer = serializers.ChoiceField(choices=["adam", "sgd", "rmsprop"], default="adam")
+    learning_rate = serializers.FloatField(default=0.001, min_value=1e-7, max_value=10.0)
+    validation_split = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.0, max_value=0.5,
+        help_text="Ignored: the dataset's own train/validation/test split is used, so runs compare.")
+    augment_flip = serializers.BooleanField(default=False)
+    augment_rotation = serializers.FloatField(default=0.0, min_value=0.0, max_value=0.5)
+    augment_zoom = serializers.FloatField(default=0.0, min_value=0.0, max_value=0.5)
+    early_stopping = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=100,
+        help_text="Stop after this many epochs without a better validation loss (and keep the best).")
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+
+    def validate_dataset(self, dataset_id: int):
+        from webapp.datasets.models import Dataset
+
+        dataset = Dataset.objects.filter(id=dataset_id, owner=self.context["request"].user).first()
+        if dataset is None:
+            raise serializers.ValidationError("You have no dataset with this id.")
+        if dataset.status != Dataset.Status.READY:
+            raise serializers.ValidationError(f"This dataset is not ready yet (it is {dataset.status}).")
+        if dataset.kind != Dataset.Kind.CLASSIFICATION:
+            raise serializers.ValidationError("Training a classifier needs a classification dataset; "
+                                              "this one holds captions.")
+        if len(dataset.classes) < 2:
+            raise serializers.ValidationError("This dataset has fewer than two classes.")
+        return dataset
+
+    def validate(self, attrs):
+        arch = ARCHITECTURES[attrs["architecture"]]
+        attrs.setdefault("image_size", arch.default_image_size)
+        attrs.setdefault("color_mode", "grayscale" if arch.default_channels == 1 else "rgb")
+        if attrs["image_size"] < arch.min_image_size:
+            raise serializers.ValidationError({"image_size": [
+                f"{arch.title} needs images of at least {arch.min_image_size}x{arch.min_image_size} pixels."]})
+        dataset = attrs["dataset"]
+        attrs["dataset_obj"], attrs["dataset"] = dataset, dataset.id
+        attrs["dataset_name"], attrs["dataset_hash"] = dataset.name, dataset.content_hash
+        return attrs
+
+
 @dataclass(frozen=True)
 class JobKind:
     task: str
@@ -56,6 +109,7 @@ class JobKind:
 KINDS: dict[str, JobKind] = {
     Job.Kind.SYSTEM_CHECK: JobKind("jobs.system_check", SystemCheckParams, Queue.CPU),
     Job.Kind.INGEST: JobKind("jobs.ingest_dataset", IngestParams, Queue.CPU, public=False),
+    Job.Kind.TRAIN: JobKind("jobs.train", TrainParams, Queue.CPU),
 }
 
 
@@ -70,10 +124,48 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset
     problem = redis_problem()
     if problem:
         raise QueueUnavailable(problem)
-    job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset,
-                             queue=queue or spec.default_queue)
+    if queue in (None, "", "auto"):
+        queue = spec.default_queue if kind != Job.Kind.TRAIN else auto_queue()
+    job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset, queue=queue)
     transaction.on_commit(lambda: _enqueue(job, spec), robust=False)
     return job
+
+
+def auto_queue() -> str:
+    """`gpu` when a live worker on the gpu queue has a GPU, else `cpu`."""
+    from webapp.ops.workers import read_presence
+
+    try:
+        workers = read_presence().values()
+    except REDIS_ERRORS:
+        return Queue.CPU
+    has_gpu = any(Queue.GPU in w.get("queues", []) and any(d["type"] == "GPU" for d in w.get("devices", []))
+                  for w in workers)
+    return Queue.GPU if has_gpu else Queue.CPU
+
+
+def resume_job(job_id: int) -> bool:
+    """Queue a failed or cancelled training job again; it continues from its last checkpoint."""
+    job = Job.objects.filter(id=job_id, kind=Job.Kind.TRAIN,
+                             status__in=(Job.Status.FAILED, Job.Status.CANCELLED)).first()
+    if job is None:
+        return False
+    problem = redis_problem()
+    if problem:
+        raise QueueUnavailable(problem)
+    params = {**job.params, "resume": True}
+    if not Job.objects.filter(id=job.id, status=job.status).update(
+        status=Job.Status.QUEUED, params=params, error="", message="Queued to resume", cancel_requested=False,
+        finished_at=None, updated_at=timezone.now(),
+    ):
+        return False
+    job.refresh_from_db()
+    try:
+        live.clear_cancel(job.id)
+    except REDIS_ERRORS:
+        pass
+    transaction.on_commit(lambda: _enqueue(job, KINDS[job.kind]), robust=False)
+    return True
 
 
 def _enqueue(job: Job, spec: JobKind) -> None:

@@ -59,3 +59,7 @@ def request_cancel(job_id: int) -> None:
 
 def is_cancel_requested(job_id: int) -> bool:
     return bool(get_redis().exists(_cancel_key(job_id)))
+
+
+def clear_cancel(job_id: int) -> None:
+    get_redis().delete(_cancel_key(job_id))

@@ -119,3 +119,41 @@ class JobMetric(models.Model):
 
     def as_dict(self) -> dict:
         return {"epoch": self.epoch, **self.values}
+
+
+class TrainedModel(models.Model):
+    """A model a training job produced: its files live in DATA_DIR/models/<id>/.
+
+    model.keras takes raw 0..255 pixels at image_size x image_size x channels (the rescaling
+    is inside the model); metadata.json repeats the label map and that preprocessing so the
+    file is usable outside VisionLab too.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trained_models")
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="trained_model")
+    dataset = models.ForeignKey("datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="trained_models")
+    name = models.CharField(max_length=200)
+    architecture = models.CharField(max_length=50)
+    class_names = models.JSONField(default=list)
+    image_size = models.PositiveIntegerField()
+    channels = models.PositiveSmallIntegerField()
+    test_accuracy = models.FloatField(null=True, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def directory(self):
+        from pathlib import Path
+
+        return Path(settings.DATA_DIR) / "models" / str(self.pk)
+
+    @property
+    def file_path(self):
+        return self.directory / "model.keras"

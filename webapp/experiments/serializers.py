@@ -28,7 +28,8 @@ class JobSerializer(serializers.ModelSerializer):
         return [m.as_dict() for m in job.metrics.all()]
 
     def get_model(self, job: Job) -> int | None:
-        return None  # trained models arrive with the training issue
+        model = getattr(job, "trained_model", None)
+        return model.id if model else None
 
     def to_representation(self, job: Job) -> dict:
         data = super().to_representation(job)
@@ -42,8 +43,8 @@ class JobCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Job.Kind.choices)
     params = serializers.DictField(required=False, default=dict)
     queue = serializers.ChoiceField(
-        choices=[Queue.CPU.value, Queue.GPU.value], required=False, allow_null=True,
-        help_text="Where to run it; the kind's default queue when left out.",
+        choices=["auto", Queue.CPU.value, Queue.GPU.value], required=False, allow_null=True,
+        help_text="Where to run it: cpu, gpu, or auto (gpu when a GPU worker is alive).",
     )
     dataset = serializers.IntegerField(required=False, allow_null=True)
     architecture = serializers.CharField(required=False, allow_blank=True)
@@ -58,8 +59,15 @@ class JobCreateSerializer(serializers.Serializer):
         return kind
 
     def validate(self, data: dict) -> dict:
-        params = KINDS[data["kind"]].params(data=data.get("params") or {})
+        raw = dict(data.get("params") or {})
+        for key in ("dataset", "architecture"):  # the contract puts these at the top level
+            if data.get(key) not in (None, ""):
+                raw.setdefault(key, data[key])
+        params = KINDS[data["kind"]].params(data=raw, context=self.context)
         if not params.is_valid():
-            raise serializers.ValidationError({"params": params.errors})
+            errors = dict(params.errors)
+            top = {key: errors.pop(key) for key in ("dataset", "architecture") if key in errors}
+            raise serializers.ValidationError({**top, **({"params": errors} if errors else {})})
         data["params"] = dict(params.validated_data)
+        data["dataset_obj"] = data["params"].pop("dataset_obj", None)
         return data

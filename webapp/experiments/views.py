@@ -43,3 +43,48 @@ def cancel_job_page(request, job_id: int):
     if not cancel_job(job.id):
         messages.info(request, "This job had already ended.")
     return redirect("job", job_id=job.id)
+
+
+@login_required
+def train_page(request):
+    """The launch form; it posts JSON to /api/jobs/ so the page and scripts share one validation."""
+    from jobs.ml.zoo import ARCHITECTURES
+    from webapp.datasets.models import Dataset
+
+    datasets = Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY,
+                                      kind=Dataset.Kind.CLASSIFICATION)
+    return render(request, "experiments/train.html", {
+        "datasets": datasets,
+        "architectures": ARCHITECTURES.values(),
+        "selected_dataset": request.GET.get("dataset", ""),
+        "queue_problem": redis_problem(),
+    })
+
+
+@login_required
+def model_page(request, model_id: int):
+    from webapp.experiments.models import TrainedModel
+
+    model = get_object_or_404(TrainedModel, id=model_id, owner=request.user)
+    return render(request, "experiments/model.html", {"model": model})
+
+
+@login_required
+def architectures_page(request):
+    from jobs.ml.zoo import ARCHITECTURES
+
+    return render(request, "experiments/architectures.html", {"architectures": ARCHITECTURES.values()})
+
+
+@login_required
+@require_POST
+def resume_job_page(request, job_id: int):
+    from webapp.experiments.kinds import resume_job
+
+    job = get_object_or_404(Job, id=job_id, owner=request.user)
+    try:
+        if not resume_job(job.id):
+            messages.info(request, "Only a failed or cancelled training job can be resumed.")
+    except QueueUnavailable as exc:
+        messages.error(request, str(exc))
+    return redirect("job", job_id=job.id)

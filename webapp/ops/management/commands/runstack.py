@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.queues import JOB_QUEUES
+from jobs.queues import JOB_QUEUES, Queue
 from webapp.env import env_int, env_str
 from webapp.ops import stack
 from webapp.ops.management.commands.bootstrap import INITIAL_PASSWORD_FILE
@@ -37,6 +37,7 @@ class Command(BaseCommand):
         os.environ["REDIS_URL"] = redis_url  # every child process inherits it
         services += [
             stack.worker_service("jobs", JOB_QUEUES, env_int("WORKER_CONCURRENCY", 1, minimum=1)),
+            stack.worker_service("inference", [Queue.INFERENCE], 1),
             stack.web_service(host, port, env_int("WEB_CONCURRENCY", 2, minimum=1)),
         ]
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host

@@ -1,0 +1,120 @@
+"""Trained models and architectures: read, download, predict; the model zoo's catalogue."""
+
+from __future__ import annotations
+
+import base64
+
+from django.conf import settings
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.ml.zoo import ARCHITECTURES
+from webapp.experiments.api import QueueUnavailableError
+from webapp.experiments.inference import InferenceUnavailable, ask
+from webapp.experiments.kinds import QueueUnavailable
+from webapp.experiments.models import TrainedModel
+
+
+class InferenceUnavailableError(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "inference_unavailable"
+
+
+def ask_or_503(task: str, *args):
+    try:
+        return ask(task, *args)
+    except QueueUnavailable as exc:
+        raise QueueUnavailableError(str(exc)) from exc
+    except InferenceUnavailable as exc:
+        raise InferenceUnavailableError(str(exc)) from exc
+
+
+class TrainedModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainedModel
+        fields = ["id", "name", "architecture", "class_names", "image_size", "channels", "test_accuracy",
+                  "size_bytes", "job", "dataset", "created_at"]
+        read_only_fields = fields
+
+
+class ImageSerializer(serializers.Serializer):
+    image = serializers.FileField()
+
+
+class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = TrainedModelSerializer
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self):
+        return TrainedModel.objects.filter(owner=self.request.user)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        model = self.get_object()
+        if not model.file_path.exists():
+            raise Http404("The model's file is missing on the server.")
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in model.name)[:80]
+        return FileResponse(open(model.file_path, "rb"), as_attachment=True,
+                            filename=f"{safe}-{model.id}.keras", content_type="application/octet-stream")
+
+    @extend_schema(request={"multipart/form-data": ImageSerializer}, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def predict(self, request, pk=None):
+        model = self.get_object()
+        upload = request.FILES.get("image")
+        if upload is None:
+            return Response({"detail": "Send the photo as a multipart field named image."}, status=400)
+        if upload.size > settings.PREDICT_MAX_BYTES:
+            return Response({"detail": f"This photo is too large; send one under "
+                             f"{settings.PREDICT_MAX_BYTES // 2**20} MiB."}, status=413)
+        answer = ask_or_503("inference.predict", model.id, base64.b64encode(upload.read()).decode())
+        if "error" in answer:
+            return Response({"detail": answer["error"]}, status=400)
+        return Response(answer)
+
+
+class ArchitecturesView(APIView):
+    """The model zoo: what each architecture is, and its parameter count at its reference shape."""
+
+    def get(self, request):
+        return Response([{
+            "name": a.name, "title": a.title, "description": a.description, "params": a.reference_params,
+            "reference": {"input_shape": list(a.reference_input_shape), "classes": a.reference_classes},
+            "defaults": {"image_size": a.default_image_size,
+                         "color_mode": "grayscale" if a.default_channels == 1 else "rgb"},
+            "min_image_size": a.min_image_size,
+        } for a in ARCHITECTURES.values()])
+
+
+class ArchitectureSummaryView(APIView):
+    """The layer table (as model.summary() prints it) at the reference shape or a chosen one.
+
+    Built by the inference worker: the web process never imports TensorFlow.
+    """
+
+    def get(self, request, name: str):
+        if name not in ARCHITECTURES:
+            raise Http404("No such architecture.")
+        arch = ARCHITECTURES[name]
+        try:
+            size = int(request.query_params.get("image_size", arch.reference_input_shape[0]))
+            channels = {"grayscale": 1, "rgb": 3}.get(request.query_params.get("color_mode"),
+                                                     arch.reference_input_shape[2])
+            classes = int(request.query_params.get("classes", arch.reference_classes))
+        except ValueError:
+            return Response({"detail": "image_size and classes are whole numbers."}, status=400)
+        # Building the model costs memory: VGG's dense layers grow with the square of the size.
+        if not (1 <= size <= 256 and 2 <= classes <= 10_000):
+            return Response({"detail": "For a summary, image_size must be 1..256 and classes 2..10000."},
+                            status=400)
+        answer = ask_or_503("inference.describe_architecture", name, [size, size, channels], classes)
+        if "error" in answer:
+            return Response({"detail": answer["error"]}, status=400)
+        return Response(answer)
