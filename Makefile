@@ -68,6 +68,7 @@ lint: install
 bench: install system-deps
 	$(PY) bench/job_roundtrip.py
 	$(PY) bench/ingest.py
+	$(PY) bench/overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

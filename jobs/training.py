@@ -53,8 +53,11 @@ def train(job, reporter) -> dict:
     )
     workdir = job_workdir(job)
     workdir.mkdir(parents=True, exist_ok=True)
-    result = train_classifier(splits["train"], splits["val"], splits["test"], class_names, config, workdir,
-                              reporter, resume=bool(params.get("resume")))
+    try:
+        result = train_classifier(splits["train"], splits["val"], splits["test"], class_names, config, workdir,
+                                  reporter, resume=bool(params.get("resume")))
+    except ValueError as exc:  # the core's refusals are sentences for the user
+        raise UserFacingError(str(exc)) from exc
     model = _keep_model(job, dataset, result, config)
     by_path = dict((str(dataset.images_dir / p), i) for p, i in dataset.items.values_list("path", "id"))
     return {

@@ -1,0 +1,83 @@
+"""Predicting with a trained classifier: one uploaded photo in, the likeliest classes out.
+
+The upload comes from anyone with access to the model, in any format and any state, so it is
+read with Pillow (every format ingestion accepts, EPS excluded) under the same pixel limit,
+checked on the header before a pixel is decoded. It is then made to look like the training
+data: upright as the camera meant it, 8-bit, grayscale or RGB as the model was trained, squashed
+to the model's square. The saved model rescales 0..255 pixels itself, so nothing else is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from jobs.ml.datasets.images import NOT_AN_IMAGE, Rejected, eight_bit, open_header
+from jobs.ml.datasets.model import IngestLimits
+
+NOT_READABLE = "This file is not an image we can read."
+DAMAGED = "This image is damaged or cut short, so it cannot be read."
+EMPTY = "The file is empty."
+
+
+class BadImage(ValueError):
+    """The upload cannot be used; str() is a sentence for the user."""
+
+
+def load_classifier(model_dir: Path) -> tuple[Any, dict]:
+    """(the Keras model, its metadata) from a folder holding `model.keras` and `metadata.json`."""
+    import keras
+
+    model_dir = Path(model_dir)
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    return model, metadata
+
+
+def _sentence(rejected: Rejected) -> str:
+    """Ingestion's short reasons ("image is too large (...)") as sentences."""
+    if rejected.reason == NOT_AN_IMAGE:
+        return NOT_READABLE
+    return f"This {rejected.reason}."
+
+
+def read_image(image_bytes: bytes, image_size: int, channels: int, max_pixels: int = 60_000_000) -> np.ndarray:
+    """Upload bytes -> float32 (image_size, image_size, channels) array of 0..255 pixels, or BadImage."""
+    if not image_bytes:
+        raise BadImage(EMPTY)
+    im = open_header(image_bytes, IngestLimits(max_pixels=max_pixels))
+    if isinstance(im, Rejected):
+        raise BadImage(_sentence(im))
+    with im:
+        try:
+            im.load()
+        except MemoryError:
+            raise
+        except Exception:  # any decoder error on untrusted bytes means a broken file
+            raise BadImage(DAMAGED) from None
+        if im.width * im.height > max_pixels:  # a few formats settle their size while loading
+            raise BadImage(f"This image is too large ({im.width} x {im.height} pixels; the limit is {max_pixels:,}).")
+        try:
+            upright = ImageOps.exif_transpose(im)
+        except Exception:  # a broken EXIF block only costs the rotation
+            upright = im
+        # Alpha is dropped, not composited: TensorFlow's decoder did the same to the training images.
+        converted = eight_bit(upright).convert("L" if channels == 1 else "RGB")
+        resized = converted.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized, dtype=np.float32)
+    return pixels[..., np.newaxis] if channels == 1 else pixels
+
+
+def predict_image(model, metadata: dict, image_bytes: bytes, top: int = 5,
+                  max_pixels: int = 60_000_000) -> list[dict]:
+    """The `top` likeliest classes for one image: [{"label", "probability"}], most likely first."""
+    pixels = read_image(image_bytes, int(metadata["image_size"]), int(metadata["channels"]), max_pixels)
+    probabilities = np.asarray(model(pixels[np.newaxis], training=False))[0]
+    names = metadata["class_names"]
+    order = np.argsort(-probabilities, kind="stable")[:max(1, min(top, len(names)))]
+    return [{"label": names[i], "probability": float(probabilities[i])} for i in order]
+

@@ -1,0 +1,462 @@
+"""Training an image classifier from file lists: the work behind workflow 1 (PRODUCT.md).
+
+`train_classifier` takes (image path, class index) lists per split, builds a model from the
+zoo, trains it on the best device it finds, evaluates it, and leaves in its working folder the
+model a person downloads (`model.keras`, taking raw 0..255 pixels) and what predicting with it
+needs (`metadata.json`). Every epoch it checkpoints the whole training state, so a run that
+died (worker restart, lost machine) continues where it stopped with `resume=True`.
+
+Progress, per-epoch metrics and the device go to a `ProgressSink`; a sink that raises
+`JobCancelled` stops the run within a batch. No Django here: the same code runs from a script.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from jobs.ml import devices, zoo
+from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
+from jobs.ml.progress import ProgressSink
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+MAX_MISTAKES = 12
+
+# Shares of the job's progress bar: preparing, the epochs, then evaluating and saving.
+TRAIN_START, TRAIN_END, EVAL_END = 0.02, 0.95, 0.98
+
+# Files in the working folder.
+MODEL_FILE, METADATA_FILE = "model.keras", "metadata.json"
+CHECKPOINT_FILE, STATE_FILE, BEST_WEIGHTS_FILE = "checkpoint.keras", "state.json", "best.weights.npz"
+CACHE_DIR = "cache"
+
+# What must match for a checkpoint to be continued rather than started over.
+RESUME_KEYS = ("architecture", "image_size", "channels", "optimizer", "learning_rate", "seed")
+
+
+@dataclass
+class TrainConfig:
+    architecture: str
+    image_size: int  # square side in px
+    channels: int  # 1 (grayscale) or 3 (rgb)
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"  # "adam" | "sgd" (momentum 0.9) | "rmsprop"
+    learning_rate: float = 1e-3
+    augment_flip: bool = False
+    augment_rotation: float = 0.0  # fraction of a full turn, as keras.layers.RandomRotation
+    augment_zoom: float = 0.0
+    early_stopping_patience: int | None = None  # on val_loss, restore best weights
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]  # per epoch: {"epoch" (1-based), "loss", "accuracy", "val_loss", "val_accuracy"}
+    best_epoch: int  # 1-based epoch with the lowest val_loss
+    test_loss: float
+    test_accuracy: float
+    confusion_matrix: list[list[int]]  # rows = true class, cols = predicted, in `classes` order
+    classes: list[str]
+    per_class: list[dict]  # [{"name", "precision", "recall", "f1", "support"}]
+    mistakes: list[dict]  # most confident wrong predictions: {"path", "true", "predicted", "confidence"}
+    model_path: str  # workdir / "model.keras"
+    summary: dict  # zoo.summarize() of the architecture
+    device: str  # "CPU (model)" or the GPU name(s), mixed precision noted
+    images_per_second: float  # training throughput (training batches only, validation excluded)
+    seconds: float  # the whole call
+    evaluated_on: str = "test"  # "validation" when the test split is empty
+    stopped_early: bool = False
+    epochs_run: int = 0  # epochs trained by this call (fewer than the history after a resume)
+
+
+@dataclass
+class _DevicePlan:
+    strategy: tf.distribute.Strategy
+    mixed_precision: bool
+    description: str
+
+
+# --- checks and small helpers -------------------------------------------------------------------
+
+def _check(config: TrainConfig, train: list, val: list, class_names: list[str]) -> None:
+    """Fail before any work with a sentence a user can act on."""
+    if config.channels not in (1, 3):
+        raise ValueError(f"Images are read as 1 (grayscale) or 3 (RGB) channels, not {config.channels}.")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"There is no optimizer called {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
+    if config.epochs < 1 or config.batch_size < 1:
+        raise ValueError("Training needs at least one epoch and a batch size of at least 1.")
+    if not config.learning_rate > 0:
+        raise ValueError("The learning rate must be a positive number.")
+    if not train:
+        raise ValueError("The training split has no images.")
+    if not val:
+        raise ValueError("The validation split has no images; it is needed to follow and stop training.")
+    zoo.check_input(config.architecture, (config.image_size, config.image_size, config.channels), len(class_names))
+    bad = [label for _, label in (*train, *val) if not 0 <= label < len(class_names)]
+    if bad:
+        raise ValueError(f"A class index ({bad[0]}) is outside the {len(class_names)} class names.")
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Call `write(tmp_path)`, then move the result over `path`: readers never see half a file."""
+    # Keras insists on the final suffix (".keras", ".npz"), so the marker goes before it.
+    tmp = path.with_name(f"{path.stem}.partial{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '1 min 20 s', '2 h 5 min': rounded the way a person reads a countdown."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=config.learning_rate)
+    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+
+
+# --- device -------------------------------------------------------------------------------------
+
+def _device_plan() -> _DevicePlan:
+    """Where to train: every visible GPU (mixed precision where it pays off), else the CPU.
+
+    Mixed float16 roughly doubles throughput on GPUs with tensor cores (compute capability 7.0
+    and later) and slows older ones, so it is used only on the former. The zoo's models keep
+    their softmax in float32, so probabilities and the loss stay accurate. With several GPUs a
+    MirroredStrategy splits each batch across them; the batch size stays the global one.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return _DevicePlan(tf.distribute.get_strategy(), False, f"CPU ({devices.cpu_model()})")
+    details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
+    names = [d.get("device_name") or gpu.name for d, gpu in zip(details, gpus, strict=True)]
+    mixed = all(tuple(d.get("compute_capability", (0, 0))) >= (7, 0) for d in details)
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    description = ", ".join(names) + (" · mixed precision (float16)" if mixed else "")
+    return _DevicePlan(strategy, mixed, description)
+
+
+# --- model and saved state ----------------------------------------------------------------------
+
+def _build(config: TrainConfig, num_classes: int) -> keras.Sequential:
+    """The zoo's architecture behind a Rescaling layer: the model takes 0..255 pixels as they are."""
+    size, channels = config.image_size, config.channels
+    base = zoo.build_model(config.architecture, (size, size, channels), num_classes, seed=config.seed)
+    return keras.Sequential([
+        keras.Input((size, size, channels), name="pixels"),
+        keras.layers.Rescaling(1 / 255, name="rescale"),
+        base,
+    ], name=f"{config.architecture}_classifier")
+
+
+def _compiled(config: TrainConfig, num_classes: int) -> keras.Sequential:
+    model = _build(config, num_classes)
+    model.compile(optimizer=_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _read_state(workdir: Path, config: TrainConfig, class_names: list[str]) -> dict | None:
+    """The saved training state when it exists and belongs to this kind of run, else None."""
+    try:
+        state = json.loads((workdir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (workdir / CHECKPOINT_FILE).exists():
+        return None
+    saved = state.get("config", {})
+    if state.get("class_names") != class_names or any(saved.get(k) != getattr(config, k) for k in RESUME_KEYS):
+        return None  # another architecture, input or class list: its weights cannot continue
+    return state
+
+
+def _forget_state(workdir: Path) -> None:
+    for name in (CHECKPOINT_FILE, STATE_FILE, BEST_WEIGHTS_FILE):
+        (workdir / name).unlink(missing_ok=True)
+
+
+def _load_best_weights(workdir: Path) -> list[np.ndarray] | None:
+    try:
+        with np.load(workdir / BEST_WEIGHTS_FILE) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+# --- the callback that reports, checkpoints and stops early ------------------------------------
+
+class _JobCallback(keras.callbacks.Callback):
+    """Progress and cancel checks every batch; metrics, checkpoint and early stopping every epoch.
+
+    Early stopping is done here rather than with `keras.callbacks.EarlyStopping` because its
+    state (best loss, epochs waited, best weights) must survive a resume, and Keras resets it.
+    A `JobCancelled` raised by the sink propagates straight out of `fit` (Keras calls batch
+    callbacks synchronously when a callback overrides them, as this one does).
+    """
+
+    def __init__(self, sink: ProgressSink, workdir: Path, config: TrainConfig, class_names: list[str],
+                 steps: int, n_train: int, state: dict | None):
+        super().__init__()
+        self.sink, self.workdir, self.config, self.class_names = sink, workdir, config, class_names
+        self.steps, self.n_train = steps, n_train
+        state = state or {}
+        self.history: list[dict] = list(state.get("history", []))
+        self.best_epoch: int = state.get("best_epoch", 0)
+        self.best_val_loss: float | None = state.get("best_val_loss")
+        self.stopped_early: bool = state.get("stopped_early", False)
+        self.best_weights: list[np.ndarray] | None = None
+        if config.early_stopping_patience and self.best_epoch:
+            self.best_weights = _load_best_weights(workdir)
+        self.fraction = TRAIN_START
+        self.epochs_run = 0
+        self.train_seconds = 0.0
+        self.images = 0
+
+    # progress
+
+    def _report(self, fraction: float, message: str) -> None:
+        self.fraction = max(self.fraction, min(fraction, TRAIN_END))
+        self.sink.progress(self.fraction, message)
+
+    def on_train_begin(self, logs=None):
+        self.initial_epoch = self.epoch = len(self.history)
+        self.first_batch_done: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch  # 0-based, counting the epochs of earlier runs
+        self.epoch_started = time.perf_counter()
+        self.epoch_train_seconds = 0.0
+
+    def _time_left(self, epoch: int, batch: int) -> str:
+        """An estimate from this run's pace, leaving out the first batch (tracing, cache filling)."""
+        done = (epoch - self.initial_epoch) * self.steps + batch + 1
+        total = (self.config.epochs - self.initial_epoch) * self.steps
+        if self.first_batch_done is None:
+            self.first_batch_done = time.perf_counter()
+            return ""
+        if done < 3:
+            return ""
+        per_batch = (time.perf_counter() - self.first_batch_done) / (done - 1)
+        return f" · about {_duration(per_batch * (total - done))} left"
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.epoch_train_seconds = time.perf_counter() - self.epoch_started
+        epochs = self.config.epochs
+        fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * (self.epoch + (batch + 1) / self.steps) / epochs
+        self._report(fraction, f"Epoch {self.epoch + 1}/{epochs} · batch {batch + 1}/{self.steps}"
+                               f"{self._time_left(self.epoch, batch)}")
+
+    def on_test_batch_end(self, batch, logs=None):
+        # Validation inside fit: nothing to add to the bar, but a cancel must not wait for it.
+        self._report(self.fraction, f"Epoch {self.epoch + 1}/{self.config.epochs} · "
+                                    "checking the validation images")
+
+    # per epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        metrics = {k: float(logs[k]) for k in METRICS if k in logs}
+        self.history.append({"epoch": epoch + 1, **metrics})
+        self.epochs_run += 1
+        self.train_seconds += self.epoch_train_seconds
+        self.images += self.n_train
+
+        val_loss = metrics.get("val_loss")
+        improved = val_loss is not None and math.isfinite(val_loss) and (
+            self.best_val_loss is None or val_loss < self.best_val_loss)
+        if improved:
+            self.best_val_loss, self.best_epoch = val_loss, epoch + 1
+        patience = self.config.early_stopping_patience
+        if patience and improved:
+            self.best_weights = self.model.get_weights()
+            _write_atomically(self.workdir / BEST_WEIGHTS_FILE, lambda tmp: np.savez(tmp, *self.best_weights))
+        if patience and epoch + 1 - max(self.best_epoch, 1) >= patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+        self._checkpoint()
+        self.sink.epoch_end(epoch + 1, metrics)
+
+    def _checkpoint(self) -> None:
+        """The whole model with its optimizer state, then the state that says which epoch it is.
+
+        The model is written first: a crash between the two writes makes a resume repeat one
+        epoch from a model one epoch further on, never continue from a model that is behind.
+        """
+        _write_atomically(self.workdir / CHECKPOINT_FILE, self.model.save)
+        _write_json(self.workdir / STATE_FILE, {
+            "epochs_done": len(self.history), "history": self.history, "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
+            "class_names": self.class_names, "config": asdict(self.config),
+        })
+
+
+class _StageProgress(keras.callbacks.Callback):
+    """Progress (and cancel checks) through evaluate and predict, between two fractions."""
+
+    def __init__(self, sink: ProgressSink, start: float, end: float, steps: int, message: str):
+        super().__init__()
+        self.sink, self.start, self.end, self.steps, self.message = sink, start, end, steps, message
+
+    def _report(self, batch: int) -> None:
+        self.sink.progress(self.start + (self.end - self.start) * min(1.0, (batch + 1) / self.steps), self.message)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._report(batch)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._report(batch)
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+def _evaluate(model: keras.Model, items: list[tuple[str, int]], class_names: list[str], config: TrainConfig,
+              cache_dir: Path, sink: ProgressSink, where: str) -> dict:
+    """Loss, accuracy, confusion matrix, per-class scores and the most confident mistakes."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    n = len(class_names)
+    ds = make_dataset(items, config.image_size, config.channels, config.batch_size, cache_dir=cache_dir, name="eval")
+    steps = steps_per_epoch(len(items), config.batch_size)
+    middle = (TRAIN_END + EVAL_END) / 2
+    message = f"Evaluating on the {len(items)} {where} images"
+    scores = model.evaluate(ds, verbose=0, return_dict=True,
+                            callbacks=[_StageProgress(sink, TRAIN_END, middle, steps, message)])
+    probabilities = model.predict(ds, verbose=0, callbacks=[_StageProgress(sink, middle, EVAL_END, steps, message)])
+    truth = np.array([label for _, label in items])
+    predicted = probabilities.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=list(range(n)), zero_division=0)
+    wrong = np.flatnonzero(predicted != truth)
+    confidence = probabilities[wrong, predicted[wrong]]
+    worst = wrong[np.argsort(-confidence, kind="stable")][:MAX_MISTAKES]
+    return {
+        "loss": float(scores["loss"]),
+        "accuracy": float(scores["accuracy"]),
+        "confusion_matrix": confusion_matrix(truth, predicted, labels=list(range(n))).tolist(),
+        "per_class": [{"name": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for name, p, r, f, s in zip(class_names, precision, recall, f1, support, strict=True)],
+        "mistakes": [{"path": items[i][0], "true": class_names[truth[i]], "predicted": class_names[predicted[i]],
+                      "confidence": float(probabilities[i, predicted[i]])} for i in worst],
+    }
+
+
+def _save_for_use(model: keras.Model, workdir: Path, config: TrainConfig, class_names: list[str]) -> Path:
+    """`model.keras` without the optimizer state (a third of the size with Adam), and its metadata."""
+    path = workdir / MODEL_FILE
+    plain = keras.Model(model.inputs[0], model.outputs[0], name=model.name)  # same layers, never compiled
+    _write_atomically(path, plain.save)
+    mode = "L" if config.channels == 1 else "RGB"
+    _write_json(workdir / METADATA_FILE, {
+        "class_names": class_names, "image_size": config.image_size, "channels": config.channels,
+        "architecture": config.architecture,
+        "input": f"{mode} pixels 0..255 resized to {config.image_size}x{config.image_size}",
+    })
+    return path
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], test: list[tuple[str, int]],
+                     class_names: list[str], config: TrainConfig, workdir: Path, sink: ProgressSink,
+                     resume: bool = False) -> TrainResult:
+    """Train `config.architecture` on `train`, follow it on `val`, evaluate on `test` (or `val`).
+
+    With `resume`, continues from the checkpoint in `workdir` when there is one for the same
+    architecture, input, optimizer, learning rate, seed and classes: its history is kept, the
+    optimizer state and early-stopping state come back, and new epochs follow up to
+    `config.epochs` in all. Otherwise (or without `resume`) it starts over. Raises JobCancelled
+    when the sink does, ValueError (a sentence for the user) for an unusable request.
+    """
+    started = time.perf_counter()
+    workdir = Path(workdir)
+    _check(config, train, val, class_names)
+    workdir.mkdir(parents=True, exist_ok=True)
+    sink.progress(0.0, "Preparing the model")
+    keras.utils.set_random_seed(config.seed)
+    plan = _device_plan()
+    sink.set_device(plan.description)
+
+    cache_dir = workdir / CACHE_DIR
+    shutil.rmtree(cache_dir, ignore_errors=True)  # a dead run's cache may be partial and locked
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        if plan.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        state = _read_state(workdir, config, class_names) if resume else None
+        if state is None:
+            _forget_state(workdir)
+        with plan.strategy.scope():
+            if state is None:
+                model = _compiled(config, len(class_names))
+            else:
+                model = keras.models.load_model(workdir / CHECKPOINT_FILE)
+        summary = zoo.summarize(model.get_layer(config.architecture))
+
+        steps = steps_per_epoch(len(train), config.batch_size)
+        callback = _JobCallback(sink, workdir, config, class_names, steps, len(train), state)
+        epochs_done = len(callback.history)
+        if epochs_done < config.epochs and not callback.stopped_early:
+            sink.progress(TRAIN_START, f"Reading {len(train)} training and {len(val)} validation images")
+            augment = augmenter(config.augment_flip, config.augment_rotation, config.augment_zoom, config.seed)
+            train_ds = make_dataset(train, config.image_size, config.channels, config.batch_size, training=True,
+                                    seed=config.seed, augment=augment, cache_dir=cache_dir, name="train")
+            val_ds = make_dataset(val, config.image_size, config.channels, config.batch_size,
+                                  cache_dir=cache_dir, name="val")
+            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=epochs_done,
+                      callbacks=[callback], verbose=0, shuffle=False)
+        if config.early_stopping_patience and callback.best_weights is not None:
+            model.set_weights(callback.best_weights)
+
+        items, where = (test, "test") if test else (val, "validation")
+        scores = _evaluate(model, items, class_names, config, cache_dir, sink, where)
+        sink.progress(EVAL_END, "Saving the model")
+        if plan.mixed_precision:
+            # Saved in float32: float16 layers would crawl on the CPU of an inference worker.
+            # The weights themselves are float32 under mixed precision, so they carry over as they are.
+            keras.mixed_precision.set_global_policy("float32")
+            trained, model = model, _build(config, len(class_names))
+            model.set_weights(trained.get_weights())
+        model_path = _save_for_use(model, workdir, config, class_names)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+    history = callback.history
+    best_epoch = callback.best_epoch or len(history)
+    sink.progress(1.0, "Done")
+    return TrainResult(
+        history=history, best_epoch=best_epoch, test_loss=scores["loss"], test_accuracy=scores["accuracy"],
+        confusion_matrix=scores["confusion_matrix"], classes=list(class_names), per_class=scores["per_class"],
+        mistakes=scores["mistakes"], model_path=str(model_path), summary=summary, device=plan.description,
+        images_per_second=round(callback.images / callback.train_seconds, 1) if callback.train_seconds else 0.0,
+        seconds=round(time.perf_counter() - started, 2), evaluated_on="test" if test else "validation",
+        stopped_early=callback.stopped_early, epochs_run=callback.epochs_run,
+    )
