@@ -34,9 +34,11 @@ class JobReporter:
         self._last_cancel_check = float("-inf")
         self.fraction = 0.0
         self.message = ""
+        self._phase = ""
 
     def progress(self, fraction: float, message: str = "") -> None:
         self.fraction = min(1.0, max(0.0, float(fraction)))
+        self._log_phase(message)
         self.message = (message or self.message)[:300]
         now = self._clock()
         final = self.fraction >= 1.0
@@ -52,6 +54,7 @@ class JobReporter:
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         values = {name: float(value) for name, value in metrics.items()}
+        self._log(f"Epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
         JobMetric.objects.update_or_create(job_id=self.job_id, epoch=epoch, defaults={"values": values})
         self.check_cancelled()
 
@@ -70,6 +73,19 @@ class JobReporter:
             requested = Job.objects.filter(id=self.job_id, cancel_requested=True).exists()
         if requested:
             raise JobCancelled()
+
+    def _log_phase(self, message: str) -> None:
+        """Log a message when its phase changes ("Epoch 3/10 · batch 4/9 · ..." counts as "Epoch 3/10")."""
+        phase = (message or "").split(" · ")[0]
+        if phase and phase != self._phase:
+            self._phase = phase
+            self._log(message)
+
+    def _log(self, line: str) -> None:
+        try:
+            live.append_log(self.job_id, line)
+        except REDIS_ERRORS:
+            pass
 
     def _publish(self) -> None:
         try:

@@ -55,6 +55,7 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
     else:
         status, fields = Job.Status.SUCCEEDED, {"result": result, "progress": 1.0, "message": "Done"}
     Job.finish(job_id, status, **fields)
+    reporter._log(f"{status.capitalize()}" + (f": {fields['error']}" if fields.get("error") else ""))
     try:
         live.publish(job_id, fields.get("progress", reporter.fraction), fields["message"])
     except REDIS_ERRORS:

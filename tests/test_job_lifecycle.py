@@ -163,3 +163,18 @@ def test_the_workers_snapshot_hides_other_users_jobs(alice, bob):
 
     assert [j["mine"] for j in queued] == [True, False]
     assert queued[1]["id"] is None and "secret" not in str(queued)
+
+
+def test_the_log_tail_keeps_each_phase_epoch_and_the_outcome(job, alice_api):
+    def work(j, reporter):
+        for epoch in (1, 2):
+            for batch in (1, 2, 3):
+                reporter.progress(epoch / 3, f"Epoch {epoch}/2 · batch {batch}/3")
+            reporter.epoch_end(epoch, {"loss": 1.0 / epoch})
+        return {}
+
+    run_job(job.id, "w@host", work)
+
+    lines = [line[9:] for line in alice_api.get(f"/api/jobs/{job.id}/").json()["log_tail"]]
+    assert lines == ["Starting", "Epoch 1/2 · batch 1/3", "Epoch 1: loss 1.0000", "Epoch 2/2 · batch 1/3",
+                     "Epoch 2: loss 0.5000", "Succeeded"]

@@ -47,7 +47,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def retrieve(self, request, *args, **kwargs):
         job = self.get_object()
         self._live = live.read_many([job.id]) if job.status == Job.Status.RUNNING else {}
-        return Response(self.get_serializer(job).data)
+        return Response({**self.get_serializer(job).data, "log_tail": live.read_log(job.id)})
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request, *args, **kwargs):

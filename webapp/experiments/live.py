@@ -32,6 +32,30 @@ def publish(job_id: int, progress: float, message: str) -> None:
     pipe.execute()
 
 
+LOG_LINES = 200
+
+
+def _log_key(job_id: int) -> str:
+    return f"visionlab:job:{job_id}:log"
+
+
+def append_log(job_id: int, line: str) -> None:
+    """Keep the job's last LOG_LINES progress sentences, time-stamped, for the log tail."""
+    stamped = time.strftime("%H:%M:%S ", time.gmtime()) + line
+    pipe = get_redis().pipeline()
+    pipe.rpush(_log_key(job_id), stamped)
+    pipe.ltrim(_log_key(job_id), -LOG_LINES, -1)
+    pipe.expire(_log_key(job_id), LIVE_TTL_SECONDS)
+    pipe.execute()
+
+
+def read_log(job_id: int, lines: int = 30) -> list[str]:
+    try:
+        return get_redis().lrange(_log_key(job_id), -lines, -1)
+    except REDIS_ERRORS:
+        return []
+
+
 def read_many(job_ids: list[int]) -> dict[int, dict]:
     """{job_id: {"progress": float, "message": str}} for the jobs Redis knows about.
 
