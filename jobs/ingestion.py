@@ -74,13 +74,17 @@ def _assign_splits(dataset: Dataset) -> dict[str, int]:
 
     items = dataset.items.all()
     if not dataset.has_split_files:
-        by_label: dict[str, list[int]] = {}
-        for item_id, label in items.values_list("id", "label").iterator(chunk_size=5000):
-            by_label.setdefault(label, []).append(item_id)
+        # Keyed by the stored path, not the row id: the same archive gets the same split on
+        # every upload, so runs on re-uploaded data stay comparable.
+        by_label: dict[str, list[str]] = {}
+        ids: dict[str, int] = {}
+        for item_id, label, path in items.values_list("id", "label", "path").iterator(chunk_size=5000):
+            by_label.setdefault(label, []).append(path)
+            ids[path] = item_id
         assignment = stratified_split(by_label, seed=dataset.split_seed)
         by_split: dict[str, list[int]] = {}
-        for item_id, split in assignment.items():
-            by_split.setdefault(split, []).append(item_id)
+        for path, split in assignment.items():
+            by_split.setdefault(split, []).append(ids[path])
         with transaction.atomic():
             for split, ids in by_split.items():
                 for start in range(0, len(ids), 900):  # SQLite's variable limit

@@ -175,3 +175,16 @@ def test_a_reference_dataset_without_internet_fails_with_what_to_do(worker, alic
     assert data["status"] == "failed"
     assert "cannot reach the internet" in data["error"] and "mnist.npz" in data["error"]
     assert "VISIONLAB_DATASET_MIRROR" in data["error"]
+
+
+def test_the_same_archive_gets_the_same_split_on_every_upload(ingest):
+    first = ingest("a.zip", lambda p: archives.classification_zip(p, per_class=10))
+    second = ingest("b.zip", lambda p: archives.classification_zip(p, per_class=10))
+
+    from webapp.datasets.models import DatasetItem
+
+    def split_of(data):
+        return dict(DatasetItem.objects.filter(dataset_id=data["id"]).values_list("path", "split"))
+
+    assert split_of(first) == split_of(second)
+    assert set(split_of(first).values()) == {"train", "val", "test"}

@@ -33,7 +33,8 @@ def digits(worker, alice_api):
 
 def launch(client, dataset_id: int, queue: str = "cpu", **params) -> dict:
     body = {"kind": "train", "dataset": dataset_id, "architecture": params.pop("architecture", "lenet5"),
-            "queue": queue, "params": {"epochs": 10, "optimizer": "adam", "learning_rate": 0.005, **params}}
+            "queue": queue, "params": {"epochs": 10, "batch_size": 16, "optimizer": "adam", "learning_rate": 0.005,
+                                   **params}}
     response = client.post("/api/jobs/", body, format="json")
     assert response.status_code == 201, response.content
     return response.json()

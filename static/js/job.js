@@ -1,4 +1,6 @@
-/* One job: status, progress, facts, parameters and result, live until the job ends. */
+/* One job: status, progress, facts, parameters and result, live until the job ends.
+   Training jobs also get their learning curves (updated in place on every poll), and once
+   finished the evaluation: big numbers, confusion matrix, per-class scores, mistakes, layers. */
 (function () {
   "use strict";
   const { el, badge, duration, bytes } = window.VL;
@@ -26,16 +28,305 @@
     return el("div", {}, table, el("h3", {}, "Environment"), env);
   }
 
+  /* ---------------- training ---------------- */
+
+  const ACCENT = "#4f46e5";
+  const ORANGE = "#f79009";
+  const BEST = "#12b76a";
+  const pct = (x, digits) => (x === null || x === undefined || Number.isNaN(x)) ? "—" : (x * 100).toFixed(digits === undefined ? 1 : digits) + "%";
+  const num = x => (x === null || x === undefined) ? "—" : Number(x).toLocaleString();
+
+  const Chart = window.Chart;
+  if (Chart) {
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.font.size = 12;
+    Chart.defaults.color = "#667085";
+    Chart.defaults.borderColor = "#eaecf0";
+  }
+
+  function axis(title, extra) {
+    return Object.assign({ title: { display: true, text: title, color: "#475467", font: { weight: "600" } },
+      grid: { color: "#f2f4f7" }, border: { color: "#d0d5dd" } }, extra);
+  }
+
+  /* A dashed vertical line through the best epoch (the index kept in chart.$best). */
+  const bestLine = {
+    id: "bestLine",
+    afterDatasetsDraw(chart) {
+      const index = chart.$best;
+      if (index === null || index === undefined || index < 0) return;
+      const x = chart.scales.x.getPixelForValue(index);
+      const { top, bottom } = chart.chartArea;
+      const ctx = chart.ctx;
+      ctx.save();
+      ctx.strokeStyle = BEST;
+      ctx.lineWidth = 1.5;
+      ctx.setLineDash([5, 4]);
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, bottom);
+      ctx.stroke();
+      ctx.restore();
+    },
+  };
+
+  function lineChart(canvas, yTitle, isAccuracy) {
+    const series = (label, color, extra) => Object.assign({ label, data: [], borderColor: color, backgroundColor: color,
+      borderWidth: 2, pointRadius: 3, pointHoverRadius: 5, tension: 0.25, spanGaps: true }, extra);
+    const yAxis = isAccuracy
+      ? axis(yTitle, { suggestedMax: 1, ticks: { callback: v => Math.round(v * 100) + "%" } })
+      : axis(yTitle, { beginAtZero: true });
+    return new Chart(canvas, {
+      type: "line",
+      data: { labels: [], datasets: [
+        series("Training", ACCENT),
+        series("Validation", ORANGE, { borderDash: [6, 3] }),
+        series("Best epoch", BEST, { showLine: false, pointStyle: "rectRot", pointRadius: 7, pointHoverRadius: 8, borderWidth: 2,
+          backgroundColor: "#fff" }),
+      ] },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          legend: { position: "bottom", labels: { usePointStyle: true, boxWidth: 8, boxHeight: 8 } },
+          tooltip: {
+            filter: item => item.datasetIndex !== 2,
+            callbacks: {
+              title: items => items.length ? "Epoch " + items[0].label : "",
+              label: item => " " + item.dataset.label + ": " + (isAccuracy ? pct(item.parsed.y, 2) : item.parsed.y.toFixed(4)),
+            },
+          },
+        },
+        scales: { x: axis("Epoch", { grid: { display: false } }), y: yAxis },
+      },
+      plugins: [bestLine],
+    });
+  }
+
+  const training = { charts: null, chartSignature: "", resultSignature: "" };
+
+  /* The epoch to mark: the job's own once it ended, else the lowest validation loss so far. */
+  function bestIndex(metrics, result) {
+    if (result && result.best_epoch !== undefined && result.best_epoch !== null) {
+      const i = metrics.findIndex(m => m.epoch === result.best_epoch);
+      if (i >= 0) return i;
+    }
+    const key = metrics.some(m => typeof m.val_loss === "number") ? "val_loss" : "loss";
+    let best = -1;
+    metrics.forEach((m, i) => {
+      if (typeof m[key] === "number" && (best < 0 || m[key] < metrics[best][key])) best = i;
+    });
+    return best;
+  }
+
+  function updateCurves(job) {
+    const metrics = job.metrics || [];
+    const best = bestIndex(metrics, job.result);
+    const signature = JSON.stringify(metrics) + "|" + best;
+    document.getElementById("curves-empty").hidden = metrics.length > 0;
+    if (signature === training.chartSignature || !Chart) return;
+    training.chartSignature = signature;
+    if (!training.charts) {
+      training.charts = {
+        loss: lineChart(document.getElementById("loss-chart"), "Loss", false),
+        accuracy: lineChart(document.getElementById("accuracy-chart"), "Accuracy", true),
+      };
+    }
+    const labels = metrics.map(m => m.epoch);
+    const value = v => (typeof v === "number" ? v : null);
+    [["loss", "loss", "val_loss"], ["accuracy", "accuracy", "val_accuracy"]].forEach(([name, train, val]) => {
+      const chart = training.charts[name];
+      const ds = chart.data.datasets;
+      chart.data.labels = labels;
+      ds[0].data = metrics.map(m => value(m[train]));
+      ds[1].data = metrics.map(m => value(m[val]));
+      const marked = best >= 0 ? metrics[best] : null;
+      const markValue = marked ? (value(marked[val]) ?? value(marked[train])) : null;
+      ds[2].data = metrics.map((_, i) => (i === best ? markValue : null));
+      ds[2].label = best >= 0 ? "Best epoch (" + labels[best] + ")" : "Best epoch";
+      chart.$best = best;
+      chart.update("none");
+    });
+    const note = document.getElementById("curves-note");
+    if (best >= 0) {
+      const m = metrics[best];
+      const finished = job.result && job.result.best_epoch !== undefined && job.result.best_epoch !== null;
+      note.textContent = (finished ? "best epoch " : "best so far: epoch ") + labels[best] +
+        (typeof m.val_accuracy === "number" ? " · validation accuracy " + pct(m.val_accuracy) : "") +
+        (typeof m.val_loss === "number" ? " · validation loss " + m.val_loss.toFixed(3) : "");
+    } else {
+      note.textContent = "";
+    }
+  }
+
+  function shape(s) {
+    if (Array.isArray(s)) {
+      if (s.length && Array.isArray(s[0])) return s.map(shape).join(", ");
+      return "(" + s.map(x => (x === null ? "None" : x)).join(", ") + (s.length === 1 ? "," : "") + ")";
+    }
+    return s === null || s === undefined ? "—" : String(s);
+  }
+
+  function summaryTable(summary) {
+    const layers = summary.layers || [];
+    return el("div", { class: "table-scroll" }, el("table", { class: "table layers-table", id: "layers-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Layer"), el("th", {}, "Type"), el("th", {}, "Output shape"), el("th", { class: "num" }, "Params"))),
+      el("tbody", {}, ...layers.map(l => el("tr", {},
+        el("td", {}, el("code", {}, l.name)), el("td", {}, l.type), el("td", { class: "shape" }, shape(l.output_shape)),
+        el("td", { class: "num" }, num(l.params))))),
+      el("tfoot", {},
+        el("tr", {}, el("th", { colspan: 3 }, "Total params"), el("td", { class: "num", "data-testid": "total-params" }, num(summary.total_params))),
+        el("tr", {}, el("th", { colspan: 3 }, "Trainable"), el("td", { class: "num" }, num(summary.trainable_params))),
+        el("tr", {}, el("th", { colspan: 3 }, "Non-trainable"), el("td", { class: "num" }, num(summary.non_trainable_params))))));
+  }
+
+  /* A heat map: the shade of a cell is its share of the row (the true class). */
+  function confusionMatrix(result) {
+    const classes = result.classes || [];
+    const matrix = result.confusion_matrix || [];
+    const head = el("tr", {}, el("th", { class: "cm-corner", scope: "col" }, el("span", {}, "true ↓ predicted →")),
+      ...classes.map(c => el("th", { class: "cm-col", scope: "col", title: "predicted " + c }, el("span", {}, c))));
+    const rows = matrix.map((row, i) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      return el("tr", {}, el("th", { class: "cm-row", scope: "row", title: "true " + classes[i] }, classes[i]),
+        ...row.map((n, j) => {
+          const share = total ? n / total : 0;
+          const right = i === j;
+          const alpha = n ? 0.08 + 0.92 * share : 0;
+          const color = right ? "79, 70, 229" : "217, 45, 32";
+          const style = "background: rgba(" + color + ", " + alpha.toFixed(3) + ");" + (alpha > 0.55 ? " color: #fff;" : "");
+          return el("td", { class: "cm-cell" + (right ? " cm-diag" : "") + (n ? "" : " cm-zero"), style,
+            title: "true " + classes[i] + ", predicted " + classes[j] + ": " + n + " image" + (n === 1 ? "" : "s") +
+              (total ? " (" + pct(share) + " of " + classes[i] + ")" : "") }, n);
+        }));
+    });
+    return el("table", { class: "confusion", id: "confusion-matrix", "data-testid": "confusion-matrix" },
+      el("thead", {}, head), el("tbody", {}, ...rows));
+  }
+
+  function meter(value) {
+    const width = Math.round(Math.max(0, Math.min(1, value || 0)) * 100);
+    return el("span", { class: "meter", "aria-hidden": "true" }, el("span", { style: "width:" + width + "%" }));
+  }
+
+  function perClassTable(result) {
+    const rows = result.per_class || [];
+    const mean = key => rows.length ? rows.reduce((a, r) => a + (r[key] || 0), 0) / rows.length : null;
+    const support = rows.reduce((a, r) => a + (r.support || 0), 0);
+    return el("table", { class: "table per-class-table", id: "per-class-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Class"), el("th", { class: "num" }, "Precision"), el("th", { class: "num" }, "Recall"),
+        el("th", { class: "num" }, "F1"), el("th", { class: "num" }, "Images"))),
+      el("tbody", {}, ...rows.map(r => el("tr", {},
+        el("td", { class: "class-name" }, r.name), el("td", { class: "num" }, pct(r.precision)), el("td", { class: "num" }, pct(r.recall)),
+        el("td", { class: "num f1" }, meter(r.f1), el("span", { class: "f1-value" }, pct(r.f1))), el("td", { class: "num" }, num(r.support))))),
+      el("tfoot", {}, el("tr", {}, el("th", {}, "Average"), el("td", { class: "num" }, pct(mean("precision"))),
+        el("td", { class: "num" }, pct(mean("recall"))), el("td", { class: "num f1" }, meter(mean("f1")), el("span", { class: "f1-value" }, pct(mean("f1")))),
+        el("td", { class: "num" }, num(support)))));
+  }
+
+  function mistakesGallery(job) {
+    const mistakes = (job.result.mistakes || []);
+    if (!mistakes.length) return el("p", { class: "muted" }, "None: the model got every " + (["validation", "val"].includes(job.result.evaluated_on) ? "validation" : "test") + " image right.");
+    return el("div", { class: "mistakes" }, ...mistakes.map(m => {
+      const url = job.dataset && m.item ? "/datasets/" + job.dataset + "/images/" + m.item : null;
+      const picture = url
+        ? el("a", { class: "thumb", href: url, target: "_blank", rel: "noopener", title: m.path }, el("img", { src: url, alt: m.path, loading: "lazy" }))
+        : el("div", { class: "thumb thumb-missing", title: m.path }, el("span", { class: "small muted" }, "image not available"));
+      const img = picture.querySelector("img");
+      // Tiny images (8x8 digits) stay crisp when scaled up; photos are smoothed as usual.
+      if (img) img.addEventListener("load", () => { if (img.naturalWidth < 64) img.classList.add("pixelated"); });
+      return el("figure", { class: "mistake" }, picture,
+        el("figcaption", {},
+          el("span", { class: "mistake-line" }, el("span", { class: "muted" }, "true "), el("strong", { class: "mistake-true" }, m.true)),
+          el("span", { class: "mistake-line" }, el("span", { class: "muted" }, "predicted "), el("strong", { class: "mistake-predicted" }, m.predicted)),
+          el("span", { class: "mistake-confidence" }, pct(m.confidence, 0) + " sure")));
+    }));
+  }
+
+  function environment(result) {
+    const env = result.environment || {};
+    const list = el("dl", { class: "facts" });
+    facts(list, [["TensorFlow", env.tensorflow], ["Keras", env.keras], ["Python", env.python], ["NumPy", env.numpy], ["Host", env.host]]);
+    return list;
+  }
+
+  function drawResult(job) {
+    const result = job.result;
+    const signature = JSON.stringify(result) + "|" + job.model + "|" + job.dataset;
+    if (signature === training.resultSignature) return;
+    training.resultSignature = signature;
+
+    if (result.summary && result.summary.layers) {
+      document.getElementById("summary-card").hidden = false;
+      document.getElementById("model-summary").replaceChildren(summaryTable(result.summary),
+        el("h3", {}, "Environment"), environment(result));
+    }
+    if (result.test_accuracy === undefined) return; // not an evaluation yet
+
+    const onVal = result.evaluated_on === "validation" || result.evaluated_on === "val";
+    const split = (result.split_sizes || {})[onVal ? "val" : "test"];
+    document.getElementById("train-headline").hidden = false;
+    document.querySelector("#train-headline .big-number .big-label").textContent = onVal ? "Validation accuracy" : "Test accuracy";
+    document.getElementById("test-accuracy").textContent = pct(result.test_accuracy);
+    document.getElementById("test-accuracy-note").textContent = (split ? "on " + num(split) + " " : "on the ") +
+      (onVal ? "validation images (the test split is empty)" : "held-out test images");
+    document.getElementById("test-loss").textContent = typeof result.test_loss === "number" ? result.test_loss.toFixed(3) : "—";
+    const epochs = (job.metrics || []).length;
+    document.getElementById("best-epoch").textContent = result.best_epoch ?? "—";
+    // The model keeps the best epoch's weights only with early stopping; else it is the last epoch's.
+    const kept = job.params.early_stopping ? "the model keeps its weights" : "lowest validation loss";
+    document.getElementById("best-epoch-note").textContent = epochs ? "of " + epochs + " trained · " + kept : kept;
+    document.getElementById("train-time").textContent = duration(result.train_seconds);
+    document.getElementById("train-speed").textContent = result.images_per_second
+      ? Math.round(result.images_per_second).toLocaleString() + " images/s on " + (job.device || "the worker") : "";
+
+    const modelId = job.model || result.model_id;
+    const actions = document.getElementById("model-actions");
+    actions.hidden = !modelId;
+    if (modelId) {
+      document.getElementById("try-model").href = "/models/" + modelId + "/";
+      document.getElementById("download-model").href = "/api/models/" + modelId + "/download/";
+    }
+
+    if (result.confusion_matrix && result.classes) {
+      document.getElementById("eval-grid").hidden = false;
+      document.getElementById("confusion").replaceChildren(confusionMatrix(result));
+      document.getElementById("per-class").replaceChildren(perClassTable(result));
+    }
+    document.getElementById("mistakes-card").hidden = false;
+    document.getElementById("mistakes").replaceChildren(mistakesGallery(job));
+  }
+
+  function renderTraining(job) {
+    updateCurves(job);
+    const resumable = ["failed", "cancelled"].includes(job.status);
+    document.getElementById("resume-form").hidden = !resumable;
+    if (job.result) drawResult(job);
+  }
+
+  /* ---------------- every job ---------------- */
+
   function render(job) {
+    const log = document.getElementById("job-log");
+    const text = (job.log_tail || []).join("\n") || "Nothing logged yet.";
+    if (log.textContent !== text) {
+      const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      log.textContent = text;
+      if (atBottom) log.scrollTop = log.scrollHeight;
+    }
     const status = document.getElementById("job-status");
-    status.replaceWith(Object.assign(badge(job.status), { id: "job-status" }));
-    document.getElementById("job-status").setAttribute("data-testid", "job-status");
-    const pct = Math.round(job.progress * 100);
+    if (status.textContent !== job.status) {
+      status.replaceWith(Object.assign(badge(job.status), { id: "job-status" }));
+      document.getElementById("job-status").setAttribute("data-testid", "job-status");
+    }
+    const percent = Math.round(job.progress * 100);
     const bar = document.querySelector("#job-progress .bar");
-    bar.style.width = pct + "%";
-    document.getElementById("job-progress").setAttribute("aria-valuenow", pct);
+    bar.style.width = percent + "%";
+    document.getElementById("job-progress").setAttribute("aria-valuenow", percent);
     document.getElementById("job-message").textContent = job.message || "";
-    document.getElementById("job-percent").textContent = pct + "%";
+    document.getElementById("job-percent").textContent = percent + "%";
     const error = document.getElementById("job-error");
     error.hidden = !job.error;
     error.textContent = job.error || "";
@@ -46,8 +337,13 @@
       ["Queue", job.queue], ["Worker", job.worker], ["Device", job.device],
       ["Created", when(job.created_at)], ["Started", when(job.started_at)],
       ["Finished", when(job.finished_at)], ["Duration", duration(job.duration_seconds)],
-    ]);
-    facts(document.getElementById("job-params"), Object.entries(job.params).map(([k, v]) => [k.replace(/_/g, " "), JSON.stringify(v)]));
+    ].concat(job.kind === "train" && job.model ? [["Model", el("a", { href: "/models/" + job.model + "/" }, "#" + job.model)]] : []));
+    facts(document.getElementById("job-params"), Object.entries(job.params).map(([k, v]) =>
+      [k.replace(/_/g, " "), v === null ? null : typeof v === "string" ? v : JSON.stringify(v)]));
+    if (job.kind === "train") {
+      renderTraining(job);
+      return;
+    }
     const card = document.getElementById("result-card");
     if (job.result) {
       card.hidden = false;

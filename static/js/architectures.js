@@ -1,0 +1,104 @@
+/* The model zoo: each card's form asks a worker for the layer table (model.summary()) at the
+   reference shape or a chosen image size, colour mode and class count. */
+(function () {
+  "use strict";
+  const { el } = window.VL;
+  const num = x => (x === null || x === undefined) ? "—" : Number(x).toLocaleString();
+
+  function shape(s) {
+    if (Array.isArray(s)) {
+      if (s.length && Array.isArray(s[0])) return s.map(shape).join(", ");
+      return "(" + s.map(x => (x === null ? "None" : x)).join(", ") + (s.length === 1 ? "," : "") + ")";
+    }
+    return s === null || s === undefined ? "—" : String(s);
+  }
+
+  function table(summary) {
+    return el("div", { class: "table-scroll" }, el("table", { class: "table layers-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Layer"), el("th", {}, "Type"), el("th", {}, "Output shape"), el("th", { class: "num" }, "Params"))),
+      el("tbody", {}, ...(summary.layers || []).map(l => el("tr", {},
+        el("td", {}, el("code", {}, l.name)), el("td", {}, l.type), el("td", { class: "shape" }, shape(l.output_shape)),
+        el("td", { class: "num" }, num(l.params))))),
+      el("tfoot", {},
+        el("tr", {}, el("th", { colspan: 3 }, "Total params"), el("td", { class: "num", "data-testid": "total-params" }, num(summary.total_params))),
+        el("tr", {}, el("th", { colspan: 3 }, "Trainable"), el("td", { class: "num" }, num(summary.trainable_params))),
+        el("tr", {}, el("th", { colspan: 3 }, "Non-trainable"), el("td", { class: "num" }, num(summary.non_trainable_params))))));
+  }
+
+  function setUp(card) {
+    const name = card.dataset.arch;
+    const form = card.querySelector(".arch-shape-form");
+    const box = card.querySelector(".arch-layers");
+    const show = form.querySelector(".show-layers");
+    const hide = form.querySelector(".hide-layers");
+    let sequence = 0;
+
+    async function load(event) {
+      event.preventDefault();
+      const size = form.elements.image_size.value, classes = form.elements.classes.value;
+      const mode = form.elements.color_mode.value;
+      const shapeText = size + "×" + size + "×" + (mode === "grayscale" ? 1 : 3) + ", " + classes + " classes";
+      const query = new URLSearchParams({ image_size: size, color_mode: mode, classes });
+      const mine = ++sequence;
+      box.hidden = false;
+      box.classList.add("loading");
+      show.disabled = true;
+      show.setAttribute("aria-expanded", "true");
+      if (!box.firstChild) box.replaceChildren(el("p", { class: "muted small" }, "A worker is building the model at " + shapeText + "…"));
+      let response, data = {};
+      try {
+        response = await fetch("/api/architectures/" + encodeURIComponent(name) + "/summary/?" + query,
+          { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        data = await response.json().catch(() => ({}));
+      } catch (err) {
+        response = null;
+      }
+      if (mine !== sequence) return;
+      show.disabled = false;
+      box.classList.remove("loading");
+      hide.hidden = false;
+      show.textContent = "Update layers";
+      if (response && response.ok) {
+        box.replaceChildren(
+          el("p", { class: "layers-caption" }, el("strong", {}, num(data.total_params) + " parameters"), " at " + shapeText),
+          table(data));
+      } else {
+        const detail = data.detail || (response ? "The worker could not build it (error " + response.status + ")." : "The server did not answer.");
+        box.replaceChildren(el("div", { class: "alert alert-error", role: "alert" }, detail));
+      }
+    }
+
+    form.addEventListener("submit", load);
+    hide.addEventListener("click", () => {
+      sequence++;
+      box.hidden = true;
+      box.replaceChildren();
+      hide.hidden = true;
+      show.disabled = false;
+      show.textContent = "Show layers";
+      show.setAttribute("aria-expanded", "false");
+    });
+    const pick = form.elements.from_dataset;
+    pick.addEventListener("change", () => {
+      const option = pick.selectedOptions[0];
+      if (option && option.dataset.classes) form.elements.classes.value = option.dataset.classes;
+    });
+    form.elements.classes.addEventListener("input", () => { pick.value = ""; });
+    return pick;
+  }
+
+  const pickers = [...document.querySelectorAll(".arch-card")].map(setUp);
+
+  /* "As in a dataset": the class counts of the user's ready classification datasets. */
+  fetch("/api/datasets/", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    .then(r => (r.ok ? r.json() : []))
+    .then(datasets => {
+      const ready = datasets.filter(d => d.status === "ready" && d.kind === "classification" && (d.classes || []).length >= 2);
+      if (!ready.length) return;
+      pickers.forEach(pick => {
+        pick.append(...ready.map(d => el("option", { value: d.id, "data-classes": d.classes.length }, d.name + " (" + d.classes.length + " classes)")));
+        pick.closest("label").hidden = false;
+      });
+    })
+    .catch(() => { /* the picker is a convenience: leave it hidden */ });
+})();

@@ -1,0 +1,269 @@
+/* The launch form: a dataset, an architecture and Start. The rest is prefilled per architecture
+   (image size and colour mode follow the chosen architecture until the user edits them) and
+   sent as JSON to POST /api/jobs/, so the page and API clients share one validation. */
+(function () {
+  "use strict";
+  const { el } = window.VL;
+  const form = document.getElementById("train-form");
+  const problem = document.getElementById("queue-problem");
+  const problemText = document.getElementById("queue-problem-text");
+  const queueMessage = problemText ? problemText.textContent : "";
+  const start = document.getElementById("train-start");
+  let queueOk = !problem || problem.hidden;
+  let launchProblem = null; // the last 503's sentence, shown until the next attempt
+  let submitting = false;
+
+  function updateStart() {
+    if (start) start.disabled = submitting || !queueOk;
+  }
+
+  function showBanner() {
+    problem.hidden = queueOk && !launchProblem;
+    problemText.textContent = launchProblem || queueMessage;
+  }
+
+  VL.poll("/api/queue-status/", function (status) {
+    queueOk = status.ok;
+    showBanner();
+    updateStart();
+  }, { interval: 5000, hiddenInterval: 30000 });
+
+  if (!form) return; // no dataset yet: the page only links to Datasets
+
+  const $ = id => document.getElementById(id);
+  const datasetSelect = $("train-dataset");
+  const archRadios = [...form.querySelectorAll("input[name=architecture]")];
+  const imageSize = $("f-image_size");
+  const colorMode = $("f-color_mode");
+  const earlyOn = $("f-early_stopping_on");
+  const patience = $("f-early_stopping");
+  const advanced = $("advanced");
+  const errorBox = $("form-errors");
+  const errorList = $("form-error-list");
+
+  /* Fields the user changed by hand keep their value when the architecture changes. */
+  const edited = new Set();
+  [imageSize, colorMode].forEach(input => input.addEventListener("input", () => edited.add(input.name)));
+
+  function chosenArch() {
+    return archRadios.find(r => r.checked) || null;
+  }
+
+  function chosenDataset() {
+    const option = datasetSelect.selectedOptions[0];
+    return option && option.value ? option : null;
+  }
+
+  function applyArchitectureDefaults() {
+    const arch = chosenArch();
+    if (!arch) return;
+    if (!edited.has("image_size")) imageSize.value = arch.dataset.imageSize;
+    if (!edited.has("color_mode")) colorMode.value = arch.dataset.colorMode;
+    imageSize.min = arch.dataset.minSize;
+    $("image-size-help").textContent = arch.dataset.title + " takes " + arch.dataset.imageSize +
+      " px by default and at least " + arch.dataset.minSize + " px. Every image is resized to this square.";
+  }
+
+  function number(input) {
+    return input.value === "" ? null : Number(input.value);
+  }
+
+  function describeDataset() {
+    const option = chosenDataset();
+    const info = $("dataset-info");
+    if (!option) {
+      info.replaceChildren("Your ready classification datasets. ", el("a", { href: "/datasets/" }, "Add another"), ".");
+      return;
+    }
+    info.replaceChildren(el("strong", {}, option.dataset.classes + " classes"), ": " + option.dataset.classNames + " · ",
+      el("a", { href: "/datasets/" + option.value + "/" }, "see the dataset"));
+  }
+
+  /* One line under Advanced and one next to Start, so nobody has to open Advanced to know. */
+  function summarize() {
+    const mode = colorMode.value === "grayscale" ? "grayscale" : "colour";
+    const augment = [$("f-augment_flip").checked ? "flip" : null,
+      Number($("f-augment_rotation").value) > 0 ? "rotation " + $("f-augment_rotation").value : null,
+      Number($("f-augment_zoom").value) > 0 ? "zoom " + $("f-augment_zoom").value : null].filter(Boolean);
+    const queue = $("f-queue").selectedOptions[0].value;
+    const parts = [
+      (imageSize.value ? imageSize.value + " px " : "default size, ") + mode,
+      $("f-epochs").value + " epochs", "batch " + $("f-batch_size").value,
+      $("f-optimizer").selectedOptions[0].textContent + " at " + $("f-learning_rate").value,
+      augment.length ? "augment: " + augment.join(", ") : "no augmentation",
+      earlyOn.checked ? "early stopping after " + patience.value : null,
+      "seed " + $("f-seed").value, queue === "auto" ? "CPU or GPU" : queue.toUpperCase(),
+    ].filter(Boolean);
+    $("advanced-summary").textContent = parts.join(" · ");
+    const arch = chosenArch(), dataset = chosenDataset();
+    const line = $("run-summary");
+    if (!arch || !dataset) {
+      line.textContent = !arch && !dataset ? "Choose a dataset and an architecture."
+        : !arch ? "Choose an architecture." : "Choose a dataset.";
+      line.classList.add("muted");
+      return;
+    }
+    line.classList.remove("muted");
+    line.replaceChildren(el("strong", {}, arch.dataset.title), " on ", el("strong", {}, dataset.dataset.name),
+      " · " + parts.slice(0, 3).join(" · "));
+  }
+
+  /* ---- errors ---- */
+
+  const LABELS = {};
+  form.querySelectorAll("[data-field]").forEach(node => { LABELS[node.dataset.field] = node.dataset.label; });
+
+  function clearErrors() {
+    errorBox.hidden = true;
+    errorList.replaceChildren();
+    form.querySelectorAll("[data-error-for]").forEach(p => { p.hidden = true; p.textContent = ""; });
+    form.querySelectorAll(".field.has-error").forEach(f => f.classList.remove("has-error"));
+    form.querySelectorAll("[aria-invalid]").forEach(i => i.removeAttribute("aria-invalid"));
+  }
+
+  function text(messages) {
+    return Array.isArray(messages) ? messages.join(" ") : typeof messages === "object" ? JSON.stringify(messages) : String(messages);
+  }
+
+  /* errors: {field: [message]}; the API puts dataset/architecture at the top, the rest under params. */
+  function showErrors(errors) {
+    const flat = [];
+    Object.entries(errors).forEach(([field, messages]) => {
+      if (field === "params" && messages && !Array.isArray(messages) && typeof messages === "object") {
+        Object.entries(messages).forEach(([f, m]) => flat.push([f, text(m)]));
+      } else {
+        flat.push([field, text(messages)]);
+      }
+    });
+    let first = null;
+    flat.forEach(([field, message]) => {
+      const slot = form.querySelector('[data-error-for="' + CSS.escape(field) + '"]');
+      if (slot) {
+        slot.textContent = message;
+        slot.hidden = false;
+        const wrapper = slot.closest(".field");
+        wrapper.classList.add("has-error");
+        const input = wrapper.querySelector("input:not([type=checkbox]):not([type=radio]), select");
+        if (input) input.setAttribute("aria-invalid", "true");
+        if (advanced.contains(slot)) advanced.open = true;
+        first = first || wrapper;
+      }
+      const label = field === "non_field_errors" || field === "detail" ? "" : (LABELS[field] || field.replace(/_/g, " ")) + ": ";
+      errorList.append(el("li", {}, label ? el("strong", {}, label) : null, message));
+    });
+    errorBox.hidden = false;
+    errorBox.scrollIntoView({ block: "center", behavior: "smooth" });
+    errorBox.focus({ preventScroll: true });
+  }
+
+  function csrfToken() {
+    const input = form.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  /* Empty number fields are errors the server would phrase as "A valid number is required";
+     image size alone may be empty (the architecture's default). */
+  function collect() {
+    const params = {}, missing = {};
+    const numbers = { epochs: "int", batch_size: "int", learning_rate: "float", augment_rotation: "float", augment_zoom: "float", seed: "int" };
+    Object.keys(numbers).forEach(name => {
+      const value = number($("f-" + name));
+      if (value === null || Number.isNaN(value)) missing[name] = ["Enter a number."];
+      else params[name] = value;
+    });
+    const size = number(imageSize);
+    if (size !== null && !Number.isNaN(size)) params.image_size = size;
+    else if (imageSize.value !== "") missing.image_size = ["Enter a number."];
+    params.color_mode = colorMode.value;
+    params.optimizer = $("f-optimizer").value;
+    params.augment_flip = $("f-augment_flip").checked;
+    if (earlyOn.checked) {
+      const p = number(patience);
+      if (p === null || Number.isNaN(p)) missing.early_stopping = ["Enter how many epochs to wait."];
+      else params.early_stopping = p;
+    } else {
+      params.early_stopping = null;
+    }
+    const body = { kind: "train", queue: $("f-queue").value, params };
+    const dataset = chosenDataset(), arch = chosenArch();
+    body.dataset = dataset ? Number(dataset.value) : null;
+    if (arch) body.architecture = arch.value;
+    return { body, missing };
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    if (submitting) return;
+    clearErrors();
+    launchProblem = null;
+    showBanner();
+    const { body, missing } = collect();
+    if (Object.keys(missing).length) { showErrors({ params: missing }); return; }
+    submitting = true;
+    updateStart();
+    start.textContent = "Starting…";
+    let response, data = {};
+    try {
+      response = await fetch("/api/jobs/", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(body),
+      });
+      data = await response.json().catch(() => ({}));
+    } catch (err) {
+      showErrors({ detail: ["The server did not answer. Check your connection and try again."] });
+      done();
+      return;
+    }
+    if (response.status === 201) {
+      window.location.assign("/jobs/" + data.id + "/");
+      return; // keep the button disabled while the job page loads
+    }
+    if (response.status === 503) {
+      launchProblem = data.detail || "The job queue is not reachable, so the run was not started.";
+      showBanner();
+      problem.scrollIntoView({ block: "center", behavior: "smooth" });
+    } else if (response.status === 400) {
+      showErrors(data);
+    } else if (response.status === 401 || response.status === 403) {
+      showErrors({ detail: [data.detail || "Your session has ended: reload the page and log in again."] });
+    } else {
+      showErrors({ detail: [data.detail || "The server could not start the run (error " + response.status + "). Try again in a moment."] });
+    }
+    done();
+  }
+
+  function done() {
+    submitting = false;
+    start.textContent = "Start training";
+    updateStart();
+  }
+
+  /* ---- wiring ---- */
+
+  const wanted = new URLSearchParams(window.location.search).get("architecture");
+  const preset = archRadios.find(r => r.value === wanted);
+  if (preset) preset.checked = true;
+
+  archRadios.forEach(r => r.addEventListener("change", () => {
+    applyArchitectureDefaults();
+    const slot = form.querySelector('[data-error-for="architecture"]');
+    if (!slot.hidden) { slot.hidden = true; slot.closest(".field").classList.remove("has-error"); }
+    summarize();
+  }));
+  datasetSelect.addEventListener("change", () => {
+    describeDataset();
+    const slot = form.querySelector('[data-error-for="dataset"]');
+    if (!slot.hidden) { slot.hidden = true; slot.closest(".field").classList.remove("has-error"); }
+    summarize();
+  });
+  earlyOn.addEventListener("change", () => { patience.disabled = !earlyOn.checked; summarize(); });
+  form.addEventListener("input", summarize);
+  form.addEventListener("change", summarize);
+  form.addEventListener("submit", submit);
+
+  imageSize.placeholder = "the architecture's default";
+  applyArchitectureDefaults();
+  describeDataset();
+  summarize();
+})();
