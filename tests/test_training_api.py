@@ -4,8 +4,10 @@ worker and resume, prediction, download, and ownership."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
+import zipfile
 
 import numpy as np
 import pytest
@@ -78,7 +80,10 @@ def test_lenet5_learns_the_digits_with_live_metrics_and_its_model_predicts(digit
                          format="multipart")
     assert bad.status_code == 400 and bad.json()["detail"].endswith(".")
     download = alice_api.get(f"/api/models/{model_id}/download/")
-    assert download.status_code == 200 and b"".join(download.streaming_content)[:2] == b"PK"
+    assert download.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))) as keras_file:
+        embedded = json.loads(keras_file.read("visionlab.json"))  # the label map travels with the file
+    assert embedded["class_names"] == result["classes"] and embedded["image_size"] == 28
 
     for path in (f"/api/jobs/{job['id']}/", f"/api/models/{model_id}/", f"/api/models/{model_id}/download/"):
         assert bob_api.get(path).status_code == 404

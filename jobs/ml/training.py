@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ TRAIN_START, TRAIN_END, EVAL_END = 0.02, 0.95, 0.98
 
 # Files in the working folder.
 MODEL_FILE, METADATA_FILE = "model.keras", "metadata.json"
+EMBEDDED_METADATA = "visionlab.json"  # the same metadata inside the .keras archive
 CHECKPOINT_FILE, STATE_FILE, BEST_WEIGHTS_FILE = "checkpoint.keras", "state.json", "best.weights.npz"
 CACHE_DIR = "cache"
 
@@ -369,16 +371,28 @@ def _evaluate(model: keras.Model, items: list[tuple[str, int]], class_names: lis
 
 
 def _save_for_use(model: keras.Model, workdir: Path, config: TrainConfig, class_names: list[str]) -> Path:
-    """`model.keras` without the optimizer state (a third of the size with Adam), and its metadata."""
+    """`model.keras` without the optimizer state (a third of the size with Adam), and its metadata.
+
+    The metadata (label map, input size and colour mode) is written beside the model and also
+    into the .keras archive as `visionlab.json`, so a downloaded file is self-describing;
+    Keras ignores the extra member when loading.
+    """
     path = workdir / MODEL_FILE
     plain = keras.Model(model.inputs[0], model.outputs[0], name=model.name)  # same layers, never compiled
-    _write_atomically(path, plain.save)
     mode = "L" if config.channels == 1 else "RGB"
-    _write_json(workdir / METADATA_FILE, {
+    metadata = {
         "class_names": class_names, "image_size": config.image_size, "channels": config.channels,
         "architecture": config.architecture,
         "input": f"{mode} pixels 0..255 resized to {config.image_size}x{config.image_size}",
-    })
+    }
+
+    def save(target):
+        plain.save(target)
+        with zipfile.ZipFile(target, "a") as archive:
+            archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=2))
+
+    _write_atomically(path, save)
+    _write_json(workdir / METADATA_FILE, metadata)
     return path
 
 
