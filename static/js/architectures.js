@@ -3,27 +3,6 @@
 (function () {
   "use strict";
   const { el } = window.VL;
-  const num = x => (x === null || x === undefined) ? "—" : Number(x).toLocaleString();
-
-  function shape(s) {
-    if (Array.isArray(s)) {
-      if (s.length && Array.isArray(s[0])) return s.map(shape).join(", ");
-      return "(" + s.map(x => (x === null ? "None" : x)).join(", ") + (s.length === 1 ? "," : "") + ")";
-    }
-    return s === null || s === undefined ? "—" : String(s);
-  }
-
-  function table(summary) {
-    return el("div", { class: "table-scroll" }, el("table", { class: "table layers-table" },
-      el("thead", {}, el("tr", {}, el("th", {}, "Layer"), el("th", {}, "Type"), el("th", {}, "Output shape"), el("th", { class: "num" }, "Params"))),
-      el("tbody", {}, ...(summary.layers || []).map(l => el("tr", {},
-        el("td", {}, el("code", {}, l.name)), el("td", {}, l.type), el("td", { class: "shape" }, shape(l.output_shape)),
-        el("td", { class: "num" }, num(l.params))))),
-      el("tfoot", {},
-        el("tr", {}, el("th", { colspan: 3 }, "Total params"), el("td", { class: "num", "data-testid": "total-params" }, num(summary.total_params))),
-        el("tr", {}, el("th", { colspan: 3 }, "Trainable"), el("td", { class: "num" }, num(summary.trainable_params))),
-        el("tr", {}, el("th", { colspan: 3 }, "Non-trainable"), el("td", { class: "num" }, num(summary.non_trainable_params))))));
-  }
 
   function setUp(card) {
     const name = card.dataset.arch;
@@ -61,7 +40,7 @@
       if (response && response.ok) {
         box.replaceChildren(
           el("p", { class: "layers-caption" }, el("strong", {}, num(data.total_params) + " parameters"), " at " + shapeText),
-          table(data));
+          VL.summaryTable(data));
       } else {
         const detail = data.detail || (response ? "The worker could not build it (error " + response.status + ")." : "The server did not answer.");
         box.replaceChildren(el("div", { class: "alert alert-error", role: "alert" }, detail));

@@ -161,27 +161,6 @@
     }
   }
 
-  function shape(s) {
-    if (Array.isArray(s)) {
-      if (s.length && Array.isArray(s[0])) return s.map(shape).join(", ");
-      return "(" + s.map(x => (x === null ? "None" : x)).join(", ") + (s.length === 1 ? "," : "") + ")";
-    }
-    return s === null || s === undefined ? "—" : String(s);
-  }
-
-  function summaryTable(summary) {
-    const layers = summary.layers || [];
-    return el("div", { class: "table-scroll" }, el("table", { class: "table layers-table", id: "layers-table" },
-      el("thead", {}, el("tr", {}, el("th", {}, "Layer"), el("th", {}, "Type"), el("th", {}, "Output shape"), el("th", { class: "num" }, "Params"))),
-      el("tbody", {}, ...layers.map(l => el("tr", {},
-        el("td", {}, el("code", {}, l.name)), el("td", {}, l.type), el("td", { class: "shape" }, shape(l.output_shape)),
-        el("td", { class: "num" }, num(l.params))))),
-      el("tfoot", {},
-        el("tr", {}, el("th", { colspan: 3 }, "Total params"), el("td", { class: "num", "data-testid": "total-params" }, num(summary.total_params))),
-        el("tr", {}, el("th", { colspan: 3 }, "Trainable"), el("td", { class: "num" }, num(summary.trainable_params))),
-        el("tr", {}, el("th", { colspan: 3 }, "Non-trainable"), el("td", { class: "num" }, num(summary.non_trainable_params))))));
-  }
-
   /* A heat map: the shade of a cell is its share of the row (the true class). */
   function confusionMatrix(result) {
     const classes = result.classes || [];
@@ -260,7 +239,7 @@
 
     if (result.summary && result.summary.layers) {
       document.getElementById("summary-card").hidden = false;
-      document.getElementById("model-summary").replaceChildren(summaryTable(result.summary),
+      document.getElementById("model-summary").replaceChildren(VL.summaryTable(result.summary),
         el("h3", {}, "Environment"), environment(result));
     }
     if (result.test_accuracy === undefined) return; // not an evaluation yet

@@ -88,5 +88,29 @@
     return node ? JSON.parse(node.textContent) : null;
   }
 
-  window.VL = { poll, el, badge, progressBar, duration, bytes, ago, json, ACTIVE: ["queued", "running"] };
+  function number(x) { return (x === null || x === undefined) ? "—" : Number(x).toLocaleString(); }
+
+  /* "(None, 24, 24, 6)" as model.summary() prints an output shape. */
+  function shape(s) {
+    if (Array.isArray(s)) {
+      if (s.length && Array.isArray(s[0])) return s.map(shape).join(", ");
+      return "(" + s.map(x => (x === null ? "None" : x)).join(", ") + (s.length === 1 ? "," : "") + ")";
+    }
+    return s === null || s === undefined ? "—" : String(s);
+  }
+
+  /* The layer table of a model summary ({layers, total_params, ...}), used by the job and zoo pages. */
+  function summaryTable(summary) {
+    return el("div", { class: "table-scroll" }, el("table", { class: "table layers-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Layer"), el("th", {}, "Type"), el("th", {}, "Output shape"), el("th", { class: "num" }, "Params"))),
+      el("tbody", {}, ...(summary.layers || []).map(l => el("tr", {},
+        el("td", {}, el("code", {}, l.name)), el("td", {}, l.type), el("td", { class: "shape" }, shape(l.output_shape)),
+        el("td", { class: "num" }, number(l.params))))),
+      el("tfoot", {},
+        el("tr", {}, el("th", { colspan: 3 }, "Total params"), el("td", { class: "num", "data-testid": "total-params" }, number(summary.total_params))),
+        el("tr", {}, el("th", { colspan: 3 }, "Trainable"), el("td", { class: "num" }, number(summary.trainable_params))),
+        el("tr", {}, el("th", { colspan: 3 }, "Non-trainable"), el("td", { class: "num" }, number(summary.non_trainable_params))))));
+  }
+
+  window.VL = { poll, el, summaryTable, badge, progressBar, duration, bytes, ago, json, ACTIVE: ["queued", "running"] };
 })();
