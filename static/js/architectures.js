@@ -39,7 +39,7 @@
       show.textContent = "Update layers";
       if (response && response.ok) {
         box.replaceChildren(
-          el("p", { class: "layers-caption" }, el("strong", {}, num(data.total_params) + " parameters"), " at " + shapeText),
+          el("p", { class: "layers-caption" }, el("strong", {}, Number(data.total_params).toLocaleString() + " parameters"), " at " + shapeText),
           VL.summaryTable(data));
       } else {
         const detail = data.detail || (response ? "The worker could not build it (error " + response.status + ")." : "The server did not answer.");
