@@ -52,19 +52,8 @@
 
   /* ---- charts ---- */
 
-  const Chart = window.Chart;
-  if (Chart) {
-    const style = getComputedStyle(document.body);
-    Chart.defaults.font.family = style.fontFamily;
-    Chart.defaults.font.size = 12;
-    Chart.defaults.color = "#667085";
-    Chart.defaults.borderColor = "#eaecf0";
-  }
-
-  function axis(title, extra) {
-    return Object.assign({ title: { display: true, text: title, color: "#475467", font: { weight: "600" } },
-      grid: { color: "#f2f4f7" }, border: { color: "#d0d5dd" } }, extra);
-  }
+  const Chart = VL.styleCharts();
+  const axis = VL.chartAxis;
 
   function barChart(canvas, labels, values, opts) {
     if (!Chart || !canvas) return null;

@@ -36,18 +36,8 @@
   const pct = (x, digits) => (x === null || x === undefined || Number.isNaN(x)) ? "—" : (x * 100).toFixed(digits === undefined ? 1 : digits) + "%";
   const num = x => (x === null || x === undefined) ? "—" : Number(x).toLocaleString();
 
-  const Chart = window.Chart;
-  if (Chart) {
-    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    Chart.defaults.font.size = 12;
-    Chart.defaults.color = "#667085";
-    Chart.defaults.borderColor = "#eaecf0";
-  }
-
-  function axis(title, extra) {
-    return Object.assign({ title: { display: true, text: title, color: "#475467", font: { weight: "600" } },
-      grid: { color: "#f2f4f7" }, border: { color: "#d0d5dd" } }, extra);
-  }
+  const Chart = VL.styleCharts();
+  const axis = VL.chartAxis;
 
   /* A dashed vertical line through the best epoch (the index kept in chart.$best). */
   const bestLine = {

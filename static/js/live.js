@@ -112,5 +112,21 @@
         el("tr", {}, el("th", { colspan: 3 }, "Non-trainable"), el("td", { class: "num" }, number(summary.non_trainable_params))))));
   }
 
-  window.VL = { poll, el, summaryTable, badge, progressBar, duration, bytes, ago, json, ACTIVE: ["queued", "running"] };
+  /* Chart.js in the app's type and colours; call once on a page that draws charts. */
+  function styleCharts() {
+    if (!window.Chart) return null;
+    const d = window.Chart.defaults;
+    d.font.family = getComputedStyle(document.body).fontFamily;
+    d.font.size = 12;
+    d.color = "#667085";
+    d.borderColor = "#eaecf0";
+    return window.Chart;
+  }
+
+  function chartAxis(title, extra) {
+    return Object.assign({ title: { display: true, text: title, color: "#475467", font: { weight: "600" } },
+      grid: { color: "#f2f4f7" }, border: { color: "#d0d5dd" } }, extra);
+  }
+
+  window.VL = { poll, el, summaryTable, styleCharts, chartAxis, badge, progressBar, duration, bytes, ago, json, ACTIVE: ["queued", "running"] };
 })();
