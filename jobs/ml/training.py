@@ -26,12 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from jobs.ml import devices, zoo
+from jobs.ml.evaluation import classification_report
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
 from jobs.ml.progress import ProgressSink
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-MAX_MISTAKES = 12
 
 # Shares of the job's progress bar: preparing, the epochs, then evaluating and saving.
 TRAIN_START, TRAIN_END, EVAL_END = 0.02, 0.95, 0.98
@@ -167,6 +167,57 @@ def _device_plan() -> _DevicePlan:
     return _DevicePlan(strategy, mixed, description)
 
 
+# --- batches per call ---------------------------------------------------------------------------
+
+# Aim for one compiled call to take about this long: long enough that Python's per-call cost
+# (the step dispatch, the callbacks) disappears for small models, short enough that progress
+# still moves several times a second and a cancel is noticed quickly.
+TARGET_CALL_SECONDS = 0.1
+MAX_STEPS_PER_EXECUTION = 32
+ASSUMED_FLOPS_PER_SECOND = 2e10  # a modest CPU core pair; GPUs are faster, which only shortens calls
+
+
+def multiply_adds_per_image(model: keras.Model) -> int:
+    """Forward-pass multiply-adds of one image through the model's Conv2D and Dense layers.
+
+    A convolution costs its kernel's weights once per output position; a dense layer its
+    weights once. Everything else (pooling, normalisation, activations) is small beside them.
+    """
+    total = 0
+    for layer in _leaf_layers(model):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        weights = math.prod(kernel.shape)
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, _ = layer.output.shape
+            total += weights * int(height or 1) * int(width or 1)
+        else:
+            total += weights
+    return total
+
+
+def _leaf_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def steps_per_execution(model: keras.Model, batch_size: int, steps: int) -> int:
+    """How many training batches one compiled call runs (Keras's `steps_per_execution`).
+
+    Small models on small images finish a batch in a millisecond or two, so the Python around
+    each step (dispatch, callbacks, progress) costs as much as the step itself; running several
+    batches per call removes it. The estimate is training cost (about three forward passes) at an
+    assumed speed: a wrong guess only changes how often progress is reported.
+    """
+    seconds_per_batch = 6 * multiply_adds_per_image(model) * batch_size / ASSUMED_FLOPS_PER_SECOND
+    wanted = int(TARGET_CALL_SECONDS / max(seconds_per_batch, 1e-9))
+    return max(1, min(wanted, MAX_STEPS_PER_EXECUTION, steps))
+
+
 # --- model and saved state ----------------------------------------------------------------------
 
 def _build(config: TrainConfig, num_classes: int) -> keras.Sequential:
@@ -180,9 +231,10 @@ def _build(config: TrainConfig, num_classes: int) -> keras.Sequential:
     ], name=f"{config.architecture}_classifier")
 
 
-def _compiled(config: TrainConfig, num_classes: int) -> keras.Sequential:
+def _compiled(config: TrainConfig, num_classes: int, steps: int) -> keras.Sequential:
     model = _build(config, num_classes)
-    model.compile(optimizer=_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution(model, config.batch_size, steps))
     return model
 
 
@@ -270,6 +322,7 @@ class _JobCallback(keras.callbacks.Callback):
         return f" · about {_duration(per_batch * (total - done))} left"
 
     def on_train_batch_end(self, batch, logs=None):
+        batch = min(batch, self.steps - 1)  # with several batches per call, the last call may overshoot
         self.epoch_train_seconds = time.perf_counter() - self.epoch_started
         epochs = self.config.epochs
         fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * (self.epoch + (batch + 1) / self.steps) / epochs
@@ -342,32 +395,12 @@ class _StageProgress(keras.callbacks.Callback):
 def _evaluate(model: keras.Model, items: list[tuple[str, int]], class_names: list[str], config: TrainConfig,
               cache_dir: Path, sink: ProgressSink, where: str) -> dict:
     """Loss, accuracy, confusion matrix, per-class scores and the most confident mistakes."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    n = len(class_names)
     ds = make_dataset(items, config.image_size, config.channels, config.batch_size, cache_dir=cache_dir, name="eval")
     steps = steps_per_epoch(len(items), config.batch_size)
-    middle = (TRAIN_END + EVAL_END) / 2
     message = f"Evaluating on the {len(items)} {where} images"
-    scores = model.evaluate(ds, verbose=0, return_dict=True,
-                            callbacks=[_StageProgress(sink, TRAIN_END, middle, steps, message)])
-    probabilities = model.predict(ds, verbose=0, callbacks=[_StageProgress(sink, middle, EVAL_END, steps, message)])
-    truth = np.array([label for _, label in items])
-    predicted = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted, labels=list(range(n)), zero_division=0)
-    wrong = np.flatnonzero(predicted != truth)
-    confidence = probabilities[wrong, predicted[wrong]]
-    worst = wrong[np.argsort(-confidence, kind="stable")][:MAX_MISTAKES]
-    return {
-        "loss": float(scores["loss"]),
-        "accuracy": float(scores["accuracy"]),
-        "confusion_matrix": confusion_matrix(truth, predicted, labels=list(range(n))).tolist(),
-        "per_class": [{"name": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                      for name, p, r, f, s in zip(class_names, precision, recall, f1, support, strict=True)],
-        "mistakes": [{"path": items[i][0], "true": class_names[truth[i]], "predicted": class_names[predicted[i]],
-                      "confidence": float(probabilities[i, predicted[i]])} for i in worst],
-    }
+    probabilities = model.predict(ds, verbose=0, callbacks=[_StageProgress(sink, TRAIN_END, EVAL_END, steps, message)])
+    return classification_report([label for _, label in items], probabilities, class_names,
+                                 [path for path, _ in items])
 
 
 def _save_for_use(model: keras.Model, workdir: Path, config: TrainConfig, class_names: list[str]) -> Path:
@@ -427,14 +460,14 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
         state = _read_state(workdir, config, class_names) if resume else None
         if state is None:
             _forget_state(workdir)
+        steps = steps_per_epoch(len(train), config.batch_size)
         with plan.strategy.scope():
             if state is None:
-                model = _compiled(config, len(class_names))
+                model = _compiled(config, len(class_names), steps)
             else:
                 model = keras.models.load_model(workdir / CHECKPOINT_FILE)
         summary = zoo.summarize(model.get_layer(config.architecture))
 
-        steps = steps_per_epoch(len(train), config.batch_size)
         callback = _JobCallback(sink, workdir, config, class_names, steps, len(train), state)
         epochs_done = len(callback.history)
         if epochs_done < config.epochs and not callback.stopped_early:
