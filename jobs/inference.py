@@ -1,4 +1,4 @@
-"""Tasks of the `inference` queue: answers a person waits for (predictions, model summaries).
+"""Tasks of the `inference` queue: answers a person waits for (predictions, captions, summaries).
 
 They run in their own worker process, which keeps recently used models loaded, so a
 prediction takes milliseconds even while every training worker is busy. Unlike job tasks
@@ -50,3 +50,45 @@ def describe_architecture(name: str, input_shape: list[int] | None = None, class
         return describe(name, tuple(input_shape) if input_shape else None, classes)
     except ValueError as exc:
         return {"error": str(exc)}
+
+
+@functools.lru_cache(maxsize=MODELS_KEPT)
+def _captioner(model_dir: str, mtime: float):
+    """A caption model with the feature extractor it reads, loaded once and kept."""
+    from jobs.ml.backbones import Backbone, load_extractor
+    from jobs.ml.captioning import load_captioner
+
+    captioner = load_captioner(Path(model_dir))
+    backbone = Backbone.from_dict(captioner.metadata["backbone"])
+    return captioner, backbone, load_extractor(backbone)
+
+
+@app.task(name="inference.caption", ignore_result=False, soft_time_limit=60, time_limit=90)
+def caption(model_id: int, image_b64: str, beam_width: int = 1) -> dict:
+    """One photo -> one caption: the backbone's features, then greedy (or beam) decoding."""
+    from jobs.ml.predict import BadImage, read_image
+
+    model_dir = Path(settings.DATA_DIR) / "models" / str(model_id)
+    model_file = model_dir / "model.keras"
+    if not model_file.exists():
+        return {"error": "The model's file is missing on the server."}
+    captioner, backbone, extractor = _captioner(str(model_dir), model_file.stat().st_mtime)
+    try:
+        pixels = read_image(base64.b64decode(image_b64), backbone.image_size, backbone.channels,
+                            settings.INGEST_MAX_PIXELS)
+    except BadImage as exc:
+        return {"error": str(exc)}
+    features = extractor(pixels[None])[0]
+    return {"caption": captioner.caption(features, beam_width=beam_width)}
+
+
+@app.task(name="inference.inspect_backbone", ignore_result=False, soft_time_limit=120, time_limit=150)
+def inspect_backbone(path: str, output: str | None, input_size: int | None, name: str) -> dict:
+    """What an uploaded feature extractor is (input size, output width), or why it cannot be used."""
+    from jobs.ml.backbones import inspect_file
+
+    try:
+        backbone = inspect_file(Path(path), output or None, input_size, name=name)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return backbone.to_dict()

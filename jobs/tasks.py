@@ -36,3 +36,19 @@ def train(self, job_id: int) -> str:
     from jobs.training import train as work
 
     return run_job(job_id, self.request.hostname, work)
+
+
+@app.task(name="jobs.extract_features", bind=True, acks_late=True, soft_time_limit=24 * 3600,
+          time_limit=24 * 3600 + 300)
+def extract_features(self, job_id: int) -> str:
+    from jobs.features import extract_features as work
+
+    return run_job(job_id, self.request.hostname, work)
+
+
+@app.task(name="jobs.train_captioner", bind=True, acks_late=True, soft_time_limit=48 * 3600,
+          time_limit=48 * 3600 + 300)
+def train_captioner(self, job_id: int) -> str:
+    from jobs.captioning import train_captioner as work
+
+    return run_job(job_id, self.request.hostname, work)

@@ -1,8 +1,9 @@
-"""The training job: dataset rows -> file lists -> `train_classifier` -> a TrainedModel.
+"""The training job: dataset rows -> file lists -> a trained classifier -> a TrainedModel.
 
-The work is `jobs.ml.training` (no Django); this glue turns the dataset's items into
-(path, class index) lists per split, keeps the job's working folder (checkpoints) under
-DATA_DIR/jobs/<id>/ so a failed run can resume, and records the model and the evaluation.
+The work is `jobs.ml.training` (zoo models from scratch) or `jobs.ml.transfer` (a head on a
+backbone, or logistic regression on its cached features); this glue turns the dataset's
+items into (path, class index) lists per split, keeps the job's working folder (checkpoints)
+under DATA_DIR/jobs/<id>/ so a failed run can resume, and records the model and the evaluation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from django.db import transaction
 from jobs.runner import UserFacingError
 from webapp.datasets.models import DatasetItem
 from webapp.experiments.models import TrainedModel
+
+FEATURES_SHARE = 0.3  # of the progress bar, when features must be extracted before training
 
 
 def job_workdir(job) -> Path:
@@ -33,8 +36,21 @@ def _splits(dataset, class_names: list[str]) -> dict[str, list[tuple[str, int]]]
     return splits
 
 
+class _FeaturesByFile:
+    """A FeatureSet (rows keyed by the item's path in the dataset) addressed by image file paths."""
+
+    def __init__(self, features, images_dir: Path):
+        self._features, self._prefix = features, f"{images_dir}/"
+
+    def rows(self, paths):
+        return self._features.rows([str(p).removeprefix(self._prefix) for p in paths])
+
+    def __getattr__(self, name):
+        return getattr(self._features, name)
+
+
 def train(job, reporter) -> dict:
-    from jobs.ml.training import TrainConfig, train_classifier
+    from jobs.ml.zoo import ARCHITECTURES
 
     dataset, params = job.dataset, job.params
     if dataset is None:
@@ -43,6 +59,39 @@ def train(job, reporter) -> dict:
     splits = _splits(dataset, class_names)
     if not splits["train"]:
         raise UserFacingError("The dataset's training split is empty.")
+    workdir = job_workdir(job)
+    workdir.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    try:
+        if ARCHITECTURES[params["architecture"]].uses_backbone:
+            result, extra = _train_on_backbone(job, dataset, splits, class_names, workdir, reporter)
+        else:
+            result = _train_from_scratch(job, splits, class_names, workdir, reporter)
+    except ValueError as exc:  # the core's refusals are sentences for the user
+        raise UserFacingError(str(exc)) from exc
+    model = keep_model(job, workdir, dataset, name=f"{params['architecture']} on {dataset.name}",
+                       architecture=params["architecture"], class_names=result.classes,
+                       image_size=params["image_size"], channels=1 if params["color_mode"] == "grayscale" else 3,
+                       test_accuracy=result.test_accuracy, backbone=extra.get("backbone", {}),
+                       trained_on=f"{sum(map(len, splits.values())):,} photos of {len(class_names)} classes "
+                                  f"({dataset.name})")
+    by_path = dict((str(dataset.images_dir / p), i) for p, i in dataset.items.values_list("path", "id"))
+    return {
+        "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+        "confusion_matrix": result.confusion_matrix, "classes": result.classes, "per_class": result.per_class,
+        "mistakes": [{**m, "path": Path(m["path"]).relative_to(dataset.images_dir).as_posix(),
+                      "item": by_path.get(m["path"])} for m in result.mistakes],
+        "evaluated_on": result.evaluated_on,
+        "best_epoch": result.best_epoch, "summary": result.summary, "images_per_second": result.images_per_second,
+        "train_seconds": result.seconds, "split_sizes": {k: len(v) for k, v in splits.items()},
+        "model_id": model.id, "environment": environment(), **extra,
+    }
+
+
+def _train_from_scratch(job, splits, class_names, workdir: Path, reporter):
+    from jobs.ml.training import TrainConfig, train_classifier
+
+    params = job.params
     config = TrainConfig(
         architecture=params["architecture"], image_size=params["image_size"],
         channels=1 if params["color_mode"] == "grayscale" else 3, epochs=params["epochs"],
@@ -51,35 +100,45 @@ def train(job, reporter) -> dict:
         augment_zoom=params["augment_zoom"], early_stopping_patience=params.get("early_stopping"),
         seed=params["seed"],
     )
-    workdir = job_workdir(job)
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        result = train_classifier(splits["train"], splits["val"], splits["test"], class_names, config, workdir,
-                                  reporter, resume=bool(params.get("resume")))
-    except ValueError as exc:  # the core's refusals are sentences for the user
-        raise UserFacingError(str(exc)) from exc
-    model = _keep_model(job, dataset, result, config)
-    by_path = dict((str(dataset.images_dir / p), i) for p, i in dataset.items.values_list("path", "id"))
-    return {
-        "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-        "confusion_matrix": result.confusion_matrix, "classes": result.classes, "per_class": result.per_class,
-        "mistakes": [{**m, "path": Path(m["path"]).relative_to(dataset.images_dir).as_posix(),
-                      "item": by_path.get(m["path"])} for m in result.mistakes],
-        "evaluated_on": getattr(result, "evaluated_on", "test"),
-        "best_epoch": result.best_epoch, "summary": result.summary, "images_per_second": result.images_per_second,
-        "train_seconds": result.seconds, "split_sizes": {k: len(v) for k, v in splits.items()},
-        "model_id": model.id, "environment": _environment(),
-    }
+    return train_classifier(splits["train"], splits["val"], splits["test"], class_names, config, workdir,
+                            reporter, resume=bool(params.get("resume")))
 
 
-def _keep_model(job, dataset, result, config) -> TrainedModel:
-    workdir = Path(result.model_path).parent
+def _train_on_backbone(job, dataset, splits, class_names, workdir: Path, reporter):
+    """Transfer (extract or finetune) and logistic regression: features first when the model reads them."""
+    from jobs.features import backbone_for, dataset_features, features_summary
+    from jobs.ml.progress import ScaledSink
+    from jobs.ml.transfer import TransferConfig, train_logreg, train_transfer
+
+    params = job.params
+    backbone = backbone_for(job.owner, params["backbone"], params.get("weights", "imagenet"))
+    features = None
+    extra = {"backbone": backbone.to_dict()}
+    sink = reporter
+    if params.get("mode", "extract") == "extract":  # logreg has no mode: it always reads features
+        cached, reused = dataset_features(dataset, backbone, reporter, end=FEATURES_SHARE,
+                                          batch_size=params["batch_size"])
+        features = _FeaturesByFile(cached, dataset.images_dir)
+        extra["features"] = features_summary(backbone, cached, reused)
+        sink = ScaledSink(reporter, FEATURES_SHARE if not reused else 0.02, 1.0)
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    if params["architecture"] == "logreg":
+        return train_logreg(train, val, test, class_names, backbone, features, workdir, sink,
+                            seed=params["seed"]), extra
+    config = TransferConfig(
+        mode=params["mode"], epochs=params["epochs"], batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"], optimizer=params["optimizer"], augment_flip=params["augment_flip"],
+        augment_rotation=params["augment_rotation"], augment_zoom=params["augment_zoom"],
+        early_stopping_patience=params.get("early_stopping"), seed=params["seed"],
+    )
+    return train_transfer(train, val, test, class_names, backbone, features, config, workdir, sink), extra
+
+
+def keep_model(job, workdir: Path, dataset, **fields) -> TrainedModel:
+    """Record the model a job left in `workdir` and copy its files to DATA_DIR/models/<id>/."""
     with transaction.atomic():
-        model, _ = TrainedModel.objects.update_or_create(job=job, defaults=dict(
-            owner=job.owner, dataset=dataset, name=f"{job.params['architecture']} on {dataset.name}",
-            architecture=config.architecture, class_names=result.classes, image_size=config.image_size,
-            channels=config.channels, test_accuracy=result.test_accuracy,
-        ))
+        model, _ = TrainedModel.objects.update_or_create(job=job, defaults=dict(owner=job.owner, dataset=dataset,
+                                                                                **fields))
         model.directory.mkdir(parents=True, exist_ok=True)
         for name in ("model.keras", "metadata.json"):
             shutil.copy2(workdir / name, model.directory / name)
@@ -88,7 +147,7 @@ def _keep_model(job, dataset, result, config) -> TrainedModel:
     return model
 
 
-def _environment() -> dict:
+def environment() -> dict:
     import keras
     import numpy
     import tensorflow as tf

@@ -82,7 +82,8 @@ def test_epoch_metrics_appear_in_the_job(alice, alice_api):
 @pytest.mark.parametrize("body, field, words", [
     ({}, "kind", "required"),
     ({"kind": "knit_a_sweater"}, "kind", "not a valid choice"),
-    ({"kind": "extract_features"}, "kind", "not available on this server yet"),
+    ({"kind": "extract_features"}, "dataset", "required"),
+    ({"kind": "ingest_dataset"}, "kind", "start by themselves"),
     ({"kind": "system_check", "params": {"seconds_per_device": -1}}, "params", "greater than or equal"),
     ({"kind": "system_check", "params": {"seconds_per_device": "soon"}}, "params", "valid number"),
     ({"kind": "system_check", "queue": "moon"}, "queue", "not a valid choice"),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jobs.ml import zoo
-from jobs.ml.zoo import ARCHITECTURES, build_model, describe, summarize
+from jobs.ml.zoo import ARCHITECTURES, SCRATCH, build_model, describe, summarize
 
 # Keras 3's own .keras writer converts variables with np.array(); NumPy 2 flags that. Not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -59,9 +59,10 @@ def test_importing_the_registry_does_not_load_tensorflow():
 
 
 def test_the_registry_is_complete_and_consistent():
-    assert set(ARCHITECTURES) == {"mlp", "lenet5", "cnn", "vgg16", "vgg19"}
+    assert set(SCRATCH) == {"mlp", "lenet5", "cnn", "vgg16", "vgg19"}
+    assert set(ARCHITECTURES) - set(SCRATCH) == {"transfer", "vgg16_transfer", "mobilenet_v2_transfer", "logreg"}
     expected = {"mlp": 101_770, "lenet5": 44_426, "cnn": 10_736_458, "vgg16": 138_357_544, "vgg19": 143_667_240}
-    for name, arch in ARCHITECTURES.items():
+    for name, arch in SCRATCH.items():
         assert arch.name == name and arch.title and arch.description.endswith(".")
         assert arch.reference_params == expected[name]
         assert arch.min_image_size <= arch.default_image_size <= arch.reference_input_shape[0]
@@ -129,7 +130,7 @@ def test_cnn_puts_batch_normalization_after_every_conv_and_dense_and_ends_in_a_s
     assert summary["non_trainable_params"] == 8448  # BatchNormalization moving means and variances
 
 
-@pytest.mark.parametrize("name", list(ARCHITECTURES))
+@pytest.mark.parametrize("name", list(SCRATCH))
 def test_every_architecture_builds_at_its_default_size_and_outputs_a_softmax(name):
     arch = ARCHITECTURES[name]
     shape = (arch.default_image_size, arch.default_image_size, arch.default_channels)
@@ -149,7 +150,7 @@ def test_every_architecture_builds_at_its_default_size_and_outputs_a_softmax(nam
     gc.collect()
 
 
-@pytest.mark.parametrize("name", list(ARCHITECTURES))
+@pytest.mark.parametrize("name", list(SCRATCH))
 def test_the_minimum_image_size_builds_and_one_pixel_less_is_refused(name):
     arch = ARCHITECTURES[name]
     size, channels = arch.min_image_size, arch.default_channels
@@ -171,7 +172,7 @@ def test_too_small_an_image_is_refused_with_a_sentence_for_the_user():
 
 
 @pytest.mark.parametrize(("name", "shape", "classes", "message"), [
-    ("resnet", (28, 28, 1), 10, "no architecture called 'resnet'; choose one of cnn, lenet5, mlp, vgg16, vgg19"),
+    ("resnet", (28, 28, 1), 10, "no architecture called 'resnet'; choose one of cnn, lenet5, logreg, mlp, mobilenet_v2_transfer, transfer, vgg16, vgg16_transfer, vgg19"),
     ("mlp", (28, 28), 10, "three positive whole numbers"),
     ("mlp", (28, 28, 0), 10, "three positive whole numbers"),
     ("mlp", (28.5, 28, 1), 10, "three positive whole numbers"),
@@ -240,5 +241,5 @@ def test_describe_refuses_bad_requests_with_the_same_sentences():
 
 def test_the_architecture_lookup_names_the_valid_choices():
     assert zoo.get_architecture("vgg19").title == "VGG19"
-    with pytest.raises(ValueError, match="choose one of cnn, lenet5, mlp, vgg16, vgg19"):
+    with pytest.raises(ValueError, match="choose one of cnn, lenet5, logreg, mlp, mobilenet_v2_transfer, transfer, vgg16, vgg16_transfer, vgg19"):
         zoo.get_architecture(None)

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.datasets",
     "webapp.experiments",
+    "webapp.demos",
     "webapp.ops",
 ]
 
@@ -174,6 +175,12 @@ CELERY_RESULT_EXPIRES = 600
 INFERENCE_TIMEOUT = env_float("INFERENCE_TIMEOUT", 30.0)
 # The largest photo accepted by predict/caption endpoints.
 PREDICT_MAX_BYTES = env_size("PREDICT_MAX_BYTES", "20MiB")
+# The public caption demo: the largest photo it takes, and how many captions one client
+# (IP address) may ask of one demo per minute.
+DEMO_MAX_BYTES = env_size("DEMO_MAX_BYTES", "8MiB")
+DEMO_RATE_PER_MINUTE = env_int("DEMO_RATE_PER_MINUTE", 30, minimum=1)
+# The largest feature extractor a user may upload (VGG16 with its top is about 530 MiB).
+BACKBONE_MAX_BYTES = env_size("BACKBONE_MAX_BYTES", "1GiB")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

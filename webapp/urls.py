@@ -10,8 +10,10 @@ from rest_framework.routers import DefaultRouter
 from webapp.accounts.views import account_page
 from webapp.datasets import views as dataset_pages
 from webapp.datasets.api import DatasetViewSet, UploadViewSet
+from webapp.demos import views as demo_pages
 from webapp.experiments import views as experiment_pages
 from webapp.experiments.api import JobViewSet
+from webapp.experiments.backbones_api import BackboneViewSet
 from webapp.experiments.models_api import ArchitectureSummaryView, ArchitecturesView, TrainedModelViewSet
 from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
 
@@ -21,6 +23,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("uploads", UploadViewSet, basename="upload")
 router.register("models", TrainedModelViewSet, basename="model")
+router.register("backbones", BackboneViewSet, basename="backbone")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="datasets", permanent=False)),
@@ -44,6 +47,9 @@ urlpatterns = [
     path("models/<int:model_id>/", experiment_pages.model_page, name="model"),
     path("architectures/", experiment_pages.architectures_page, name="architectures"),
     path("workers/", workers_page, name="workers"),
+    path("demo/<str:token>/", demo_pages.demo_page, name="demo"),
+    path("demo/<str:token>/caption/", demo_pages.DemoCaptionView.as_view(), name="demo-caption"),
+    path("demo/<str:token>/examples/<int:n>", demo_pages.demo_example, name="demo-example"),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/workers/", WorkersView.as_view(), name="api-workers"),

@@ -35,3 +35,23 @@ class NullSink:
 
     def set_device(self, device: str) -> None:
         pass
+
+
+class ScaledSink:
+    """Passes progress on mapped into [start, end] of another sink: one step of a longer job.
+
+    A caption job first extracts features, then trains; each step reports 0..1 as if it were
+    the whole job, and the bar moves through its share.
+    """
+
+    def __init__(self, sink: ProgressSink, start: float, end: float):
+        self.sink, self.start, self.end = sink, start, end
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self.sink.progress(self.start + (self.end - self.start) * min(1.0, max(0.0, fraction)), message)
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.sink.epoch_end(epoch, metrics)
+
+    def set_device(self, device: str) -> None:
+        self.sink.set_device(device)

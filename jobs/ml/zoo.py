@@ -40,6 +40,15 @@ class Architecture:
     default_image_size: int  # square side the launch form proposes
     default_channels: int  # 1 = grayscale, 3 = RGB
     min_image_size: int  # the smallest square side that still builds (pooling must not reach 0)
+    # "scratch": built here and trained end to end; "transfer": a head on a pretrained backbone;
+    # "features": a classical model on cached features (jobs.ml.transfer builds those two).
+    family: str = "scratch"
+    default_backbone: str = ""  # for transfer and feature models: what `params.backbone` defaults to
+    fixed_backbone: bool = False  # True for the presets, whose name says the backbone
+
+    @property
+    def uses_backbone(self) -> bool:
+        return self.family != "scratch"
 
 
 ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (
@@ -82,7 +91,44 @@ ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (
         reference_input_shape=(224, 224, 3), reference_classes=1000, reference_params=143_667_240,
         default_image_size=224, default_channels=3, min_image_size=32,
     ),
+    Architecture(
+        name="transfer", title="Transfer learning (any backbone)",
+        description=("A frozen pretrained backbone of your choice (a built-in one, a file you uploaded or a model "
+                     "you trained) with a small head: Dense(256), Dropout(0.5), softmax. 'extract' trains the "
+                     "head on cached features in seconds; 'finetune' also retrains the backbone's last block."),
+        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=None,
+        default_image_size=224, default_channels=3, min_image_size=32,
+        family="transfer", default_backbone="mobilenet_v2",
+    ),
+    Architecture(
+        name="vgg16_transfer", title="VGG16 transfer",
+        description=("The VGG16 convolutional base pretrained on ImageNet (4x4x512 features at 150x150) with a "
+                     "small dense head: the classic way to get a good classifier from a few hundred photos."),
+        reference_input_shape=(150, 150, 3), reference_classes=2, reference_params=16_812_610,
+        default_image_size=150, default_channels=3, min_image_size=32,
+        family="transfer", default_backbone="vgg16_conv", fixed_backbone=True,
+    ),
+    Architecture(
+        name="mobilenet_v2_transfer", title="MobileNetV2 transfer",
+        description=("MobileNetV2 pretrained on ImageNet (1280 features per photo) with a small dense head. "
+                     "About ten times cheaper than VGG16, so it is the quick choice on a CPU."),
+        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=2_586_434,
+        default_image_size=224, default_channels=3, min_image_size=32,
+        family="transfer", default_backbone="mobilenet_v2", fixed_backbone=True,
+    ),
+    Architecture(
+        name="logreg", title="Logistic regression on features",
+        description=("Logistic regression on a backbone's cached features: a baseline that trains in seconds, "
+                     "so you know what a deeper model has to beat."),
+        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=None,
+        default_image_size=224, default_channels=3, min_image_size=32,
+        family="features", default_backbone="mobilenet_v2",
+    ),
 )}
+
+
+# The architectures `build_model` builds; the others are built around a backbone by jobs.ml.transfer.
+SCRATCH: dict[str, Architecture] = {name: arch for name, arch in ARCHITECTURES.items() if arch.family == "scratch"}
 
 
 def get_architecture(name: str) -> Architecture:
@@ -214,6 +260,8 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, *, seed
     weights are reproducible without touching the process-wide random state.
     """
     shape, num_classes = check_input(name, input_shape, num_classes)
+    if name not in SCRATCH:
+        raise ValueError(f"{ARCHITECTURES[name].title} is built around a backbone, not from scratch.")
     import keras
 
     init = _initializers(seed)

@@ -1,8 +1,7 @@
 """The job kinds this server can run, and how a job is launched.
 
 Each kind names the Celery task that runs it (by name: the web process never imports
-`jobs.tasks`), the serializer that validates its parameters, and its default queue. Later
-kinds (training, feature extraction, captioning) add one entry here and one task.
+`jobs.tasks`), the serializer that validates its parameters, and its default queue.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from rest_framework import serializers
 from jobs.ml.zoo import ARCHITECTURES
 from jobs.queues import Queue
 from webapp.experiments import live
+from webapp.experiments.backbone_choices import WEIGHTS, BackboneChoice, resolve
 from webapp.experiments.models import Job
 from webapp.redis_client import REDIS_ERRORS, redis_problem
 
@@ -45,7 +45,53 @@ class IngestParams(serializers.Serializer):
     pass
 
 
-class TrainParams(serializers.Serializer):
+def ready_dataset(dataset_id: int, user, kind: str | None):
+    """The user's ready dataset `dataset_id` (of `kind`, when given), or a ValidationError."""
+    from webapp.datasets.models import Dataset
+
+    dataset = Dataset.objects.filter(id=dataset_id, owner=user).first()
+    if dataset is None:
+        raise serializers.ValidationError("You have no dataset with this id.")
+    if dataset.status != Dataset.Status.READY:
+        raise serializers.ValidationError(f"This dataset is not ready yet (it is {dataset.status}).")
+    if kind == Dataset.Kind.CLASSIFICATION and dataset.kind != kind:
+        raise serializers.ValidationError("Training a classifier needs a classification dataset; "
+                                          "this one holds captions.")
+    if kind == Dataset.Kind.CAPTIONS and dataset.kind != kind:
+        raise serializers.ValidationError("Training a caption model needs a caption dataset; "
+                                          "this one holds classes.")
+    return dataset
+
+
+def _record_dataset(attrs: dict) -> None:
+    """Keep the dataset's id, name and content hash in the params: the job's record outlives the dataset."""
+    dataset = attrs["dataset"]
+    attrs["dataset_obj"], attrs["dataset"] = dataset, dataset.id
+    attrs["dataset_name"], attrs["dataset_hash"] = dataset.name, dataset.content_hash
+
+
+def _check_backbone(attrs: dict, user, default: str) -> BackboneChoice:
+    """Resolve params.backbone (defaulting it) and drop `weights` where the backbone has none to choose."""
+    try:
+        choice = resolve(attrs.get("backbone") or default, user)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({"backbone": exc.detail}) from None
+    attrs["backbone"] = choice.key
+    attrs["backbone_label"] = choice.label
+    if not choice.has_weights_choice:
+        attrs["weights"] = "file"
+    return choice
+
+
+class BackboneParams(serializers.Serializer):
+    backbone = serializers.CharField(
+        required=False, help_text="vgg16, vgg16_conv, mobilenet_v2, backbones/<id> (uploaded) or models/<id> "
+                                  "(a classifier you trained).")
+    weights = serializers.ChoiceField(choices=list(WEIGHTS), default="imagenet",
+                                      help_text="For built-in backbones: ImageNet weights, or random ones.")
+
+
+class TrainParams(BackboneParams):
     """A training run. Only `dataset` and `architecture` are needed; the rest has defaults
     chosen per architecture, so a newcomer picks two things and presses Start."""
 
@@ -70,30 +116,93 @@ class TrainParams(serializers.Serializer):
     seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
 
     def validate_dataset(self, dataset_id: int):
-        from webapp.datasets.models import Dataset
-
-        dataset = Dataset.objects.filter(id=dataset_id, owner=self.context["request"].user).first()
-        if dataset is None:
-            raise serializers.ValidationError("You have no dataset with this id.")
-        if dataset.status != Dataset.Status.READY:
-            raise serializers.ValidationError(f"This dataset is not ready yet (it is {dataset.status}).")
-        if dataset.kind != Dataset.Kind.CLASSIFICATION:
-            raise serializers.ValidationError("Training a classifier needs a classification dataset; "
-                                              "this one holds captions.")
+        dataset = ready_dataset(dataset_id, self.context["request"].user, "classification")
         if len(dataset.classes) < 2:
             raise serializers.ValidationError("This dataset has fewer than two classes.")
         return dataset
 
+    mode = serializers.ChoiceField(
+        choices=["extract", "finetune"], default="extract",
+        help_text="Transfer models: train the head on cached features (extract) or also the last block (finetune).")
+
     def validate(self, attrs):
         arch = ARCHITECTURES[attrs["architecture"]]
+        if arch.uses_backbone:
+            self._backbone(attrs, arch)
+        else:
+            for key in ("backbone", "weights", "mode"):
+                attrs.pop(key, None)
         attrs.setdefault("image_size", arch.default_image_size)
         attrs.setdefault("color_mode", "grayscale" if arch.default_channels == 1 else "rgb")
         if attrs["image_size"] < arch.min_image_size:
             raise serializers.ValidationError({"image_size": [
                 f"{arch.title} needs images of at least {arch.min_image_size}x{arch.min_image_size} pixels."]})
-        dataset = attrs["dataset"]
-        attrs["dataset_obj"], attrs["dataset"] = dataset, dataset.id
-        attrs["dataset_name"], attrs["dataset_hash"] = dataset.name, dataset.content_hash
+        _record_dataset(attrs)
+        return attrs
+
+    def _backbone(self, attrs: dict, arch) -> None:
+        """Transfer and feature models read what their backbone reads; fine-tuning needs a Keras backbone."""
+        if arch.fixed_backbone and attrs.get("backbone") not in (None, "", arch.default_backbone):
+            raise serializers.ValidationError({"backbone": [
+                f"{arch.title} always uses {arch.default_backbone}; choose 'transfer' for another backbone."]})
+        choice = _check_backbone(attrs, self.context["request"].user, arch.default_backbone)
+        if arch.family == "features":
+            attrs.pop("mode", None)
+        elif attrs["mode"] == "finetune":
+            if not choice.keras:
+                raise serializers.ValidationError({"mode": [
+                    "Only Keras backbones can be fine-tuned; a TensorFlow Lite file is frozen. Use extract."]})
+            if "learning_rate" not in self.initial_data:
+                attrs["learning_rate"] = 1e-5  # large steps would wreck the pretrained weights
+        attrs["image_size"] = choice.image_size
+        attrs["color_mode"] = "grayscale" if choice.channels == 1 else "rgb"
+
+
+class FeatureParams(BackboneParams):
+    """Run a backbone once over a dataset; later jobs on the same data and backbone reuse the result."""
+
+    dataset = serializers.IntegerField(help_text="A ready dataset of yours (classification or captions).")
+    batch_size = serializers.IntegerField(default=32, min_value=1, max_value=1024)
+    precision = serializers.ChoiceField(
+        choices=["auto", "float32", "bfloat16"], default="auto",
+        help_text="auto: bfloat16 on CPUs that compute it natively, mixed precision on GPUs, else float32.")
+
+    def validate_dataset(self, dataset_id: int):
+        return ready_dataset(dataset_id, self.context["request"].user, None)
+
+    def validate(self, attrs):
+        _check_backbone(attrs, self.context["request"].user, "vgg16")
+        _record_dataset(attrs)
+        return attrs
+
+
+class CaptionParams(BackboneParams):
+    """The merge captioning model on a caption dataset (workflow 4 of PRODUCT.md)."""
+
+    dataset = serializers.IntegerField(help_text="A ready caption dataset of yours.")
+    architecture = serializers.ChoiceField(choices=["merge"], default="merge")
+    epochs = serializers.IntegerField(default=20, min_value=1, max_value=500)
+    batch_size = serializers.IntegerField(default=64, min_value=1, max_value=4096)
+    learning_rate = serializers.FloatField(default=0.001, min_value=1e-7, max_value=1.0)
+    min_word_count = serializers.IntegerField(
+        default=1, min_value=1, max_value=1000,
+        help_text="Words seen fewer times in the training captions are dropped.")
+    max_length = serializers.IntegerField(
+        required=False, allow_null=True, min_value=3, max_value=100,
+        help_text="Longest caption in words, start and end marks included; default: the longest training caption.")
+    beam_width = serializers.IntegerField(default=3, min_value=1, max_value=10)
+    early_stopping = serializers.IntegerField(required=False, allow_null=True, default=3, min_value=1, max_value=100)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+
+    def validate_dataset(self, dataset_id: int):
+        dataset = ready_dataset(dataset_id, self.context["request"].user, "captions")
+        if not dataset.num_captions:
+            raise serializers.ValidationError("This dataset has no captions.")
+        return dataset
+
+    def validate(self, attrs):
+        _check_backbone(attrs, self.context["request"].user, "vgg16")
+        _record_dataset(attrs)
         return attrs
 
 
@@ -110,6 +219,8 @@ KINDS: dict[str, JobKind] = {
     Job.Kind.SYSTEM_CHECK: JobKind("jobs.system_check", SystemCheckParams, Queue.CPU),
     Job.Kind.INGEST: JobKind("jobs.ingest_dataset", IngestParams, Queue.CPU, public=False),
     Job.Kind.TRAIN: JobKind("jobs.train", TrainParams, Queue.CPU),
+    Job.Kind.EXTRACT_FEATURES: JobKind("jobs.extract_features", FeatureParams, Queue.CPU),
+    Job.Kind.TRAIN_CAPTIONER: JobKind("jobs.train_captioner", CaptionParams, Queue.CPU),
 }
 
 
@@ -125,7 +236,7 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset
     if problem:
         raise QueueUnavailable(problem)
     if queue in (None, "", "auto"):
-        queue = spec.default_queue if kind != Job.Kind.TRAIN else auto_queue()
+        queue = spec.default_queue if kind in (Job.Kind.SYSTEM_CHECK, Job.Kind.INGEST) else auto_queue()
     job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset, queue=queue)
     transaction.on_commit(lambda: _enqueue(job, spec), robust=False)
     return job

@@ -129,8 +129,17 @@ class TrainedModel(models.Model):
     file is usable outside VisionLab too.
     """
 
+    class Task(models.TextChoices):
+        CLASSIFY = "classify", "Image classifier"
+        CAPTION = "caption", "Caption model"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trained_models")
     job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="trained_model")
+    task = models.CharField(max_length=16, choices=Task.choices, default=Task.CLASSIFY)
+    # The feature extractor the model reads (transfer and caption models): {"name", "layer", "weights", ...}.
+    backbone = models.JSONField(default=dict, blank=True)
+    # One plain sentence on what it learned from, for the shared demo page.
+    trained_on = models.CharField(max_length=300, blank=True)
     dataset = models.ForeignKey("datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="trained_models")
     name = models.CharField(max_length=200)
@@ -157,3 +166,51 @@ class TrainedModel(models.Model):
     @property
     def file_path(self):
         return self.directory / "model.keras"
+
+
+class Backbone(models.Model):
+    """A feature extractor a user uploaded (.keras, .h5 or .tflite), kept in DATA_DIR/backbones/<id>/.
+
+    What the file is (input size, channels, the output chosen, its width) was read from the
+    file by the inference worker at upload; the SHA-256 is part of every feature-cache key, so
+    a replaced file never serves stale features.
+    """
+
+    class Format(models.TextChoices):
+        KERAS = "keras", "Keras (.keras)"
+        H5 = "h5", "Keras HDF5 (.h5)"
+        TFLITE = "tflite", "TensorFlow Lite (.tflite)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backbones")
+    name = models.CharField(max_length=200)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    filename = models.CharField(max_length=255, help_text="The name the file was uploaded with.")
+    output = models.CharField(max_length=255, blank=True, help_text="Layer or tensor the features come from.")
+    input_size = models.PositiveIntegerField()
+    channels = models.PositiveSmallIntegerField(default=3)
+    output_dim = models.PositiveIntegerField()
+    feature_shape = models.JSONField(default=list)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def key(self) -> str:
+        """How jobs name it in `params.backbone`."""
+        return f"backbones/{self.pk}"
+
+    @property
+    def directory(self):
+        from pathlib import Path
+
+        return Path(settings.DATA_DIR) / "backbones" / str(self.pk)
+
+    @property
+    def file_path(self):
+        return self.directory / f"backbone.{self.format}"

@@ -36,11 +36,20 @@ def ask_or_503(task: str, *args):
 
 
 class TrainedModelSerializer(serializers.ModelSerializer):
+    share_url = serializers.SerializerMethodField()
+
     class Meta:
         model = TrainedModel
-        fields = ["id", "name", "architecture", "class_names", "image_size", "channels", "test_accuracy",
-                  "size_bytes", "job", "dataset", "created_at"]
+        fields = ["id", "name", "task", "architecture", "class_names", "image_size", "channels", "test_accuracy",
+                  "backbone", "trained_on", "size_bytes", "job", "dataset", "created_at", "share_url"]
         read_only_fields = fields
+
+    def get_share_url(self, model: TrainedModel) -> str | None:
+        link = getattr(model, "share_link", None)
+        request = self.context.get("request")
+        if link is None or request is None:
+            return None
+        return request.build_absolute_uri(f"/demo/{link.token}/")
 
 
 class ImageSerializer(serializers.Serializer):
@@ -74,10 +83,62 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         if upload.size > settings.PREDICT_MAX_BYTES:
             return Response({"detail": f"This photo is too large; send one under "
                              f"{settings.PREDICT_MAX_BYTES // 2**20} MiB."}, status=413)
+        if model.task != TrainedModel.Task.CLASSIFY:
+            return Response({"detail": "This is a caption model: ask it for a caption instead."}, status=400)
         answer = ask_or_503("inference.predict", model.id, base64.b64encode(upload.read()).decode())
         if "error" in answer:
             return Response({"detail": answer["error"]}, status=400)
         return Response(answer)
+
+    @extend_schema(request={"multipart/form-data": ImageSerializer}, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def caption(self, request, pk=None):
+        """A caption for one photo, from one of your caption models."""
+        model = self.get_object()
+        if model.task != TrainedModel.Task.CAPTION:
+            return Response({"detail": "This model classifies images; it does not write captions."}, status=400)
+        return caption_response(model, request.FILES.get("image"), settings.PREDICT_MAX_BYTES)
+
+    @extend_schema(request=None, responses={200: dict, 201: dict})
+    @action(detail=True, methods=["post", "delete"])
+    def share(self, request, pk=None):
+        """POST makes (or returns) the public demo link of a caption model; DELETE revokes it at once."""
+        from webapp.demos.models import ShareLink
+
+        model = self.get_object()
+        if request.method == "DELETE":
+            deleted, _ = ShareLink.objects.filter(model=model).delete()
+            return Response({"revoked": bool(deleted)})
+        if model.task != TrainedModel.Task.CAPTION:
+            return Response({"detail": "Only caption models have a public demo."}, status=400)
+        link, created = ShareLink.objects.get_or_create(model=model, defaults={"examples": _examples(model)})
+        return Response({"url": request.build_absolute_uri(f"/demo/{link.token}/")},
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+EXAMPLES = 6
+
+
+def _examples(model: TrainedModel) -> list[int]:
+    """Images for the demo's "try an example": test-split photos the model never trained on."""
+    if model.dataset is None:
+        return []
+    items = model.dataset.items.exclude(captions=[])
+    test = list(items.filter(split="test").order_by("id").values_list("id", flat=True)[:EXAMPLES])
+    return test or list(items.order_by("-id").values_list("id", flat=True)[:EXAMPLES])
+
+
+def caption_response(model: TrainedModel, upload, max_bytes: int) -> Response:
+    """Ask the inference worker for a caption of `upload`; 400/413 with a sentence for a bad photo."""
+    if upload is None:
+        return Response({"detail": "Send the photo as a multipart field named image."}, status=400)
+    if upload.size > max_bytes:
+        return Response({"detail": f"This photo is too large; send one under {max_bytes // 2**20} MiB."},
+                        status=413)
+    answer = ask_or_503("inference.caption", model.id, base64.b64encode(upload.read()).decode())
+    if "error" in answer:
+        return Response({"detail": answer["error"]}, status=400)
+    return Response({"caption": answer["caption"]})
 
 
 class ArchitecturesView(APIView):
