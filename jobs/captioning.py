@@ -37,6 +37,7 @@ def train_captioner(job, reporter) -> dict:
         epochs=params["epochs"], batch_size=params["batch_size"], learning_rate=params["learning_rate"],
         min_word_count=params["min_word_count"], max_length=params.get("max_length"),
         beam_width=params["beam_width"], early_stopping_patience=params.get("early_stopping"), seed=params["seed"],
+        embedding_dim=params.get("units", 256), units=params.get("units", 256), dropout=params.get("dropout", 0.5),
     )
     workdir = job_workdir(job)
     workdir.mkdir(parents=True, exist_ok=True)

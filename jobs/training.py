@@ -8,6 +8,7 @@ under DATA_DIR/jobs/<id>/ so a failed run can resume, and records the model and 
 
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 from pathlib import Path
@@ -129,21 +130,33 @@ def _train_on_backbone(job, dataset, splits, class_names, workdir: Path, reporte
         mode=params["mode"], epochs=params["epochs"], batch_size=params["batch_size"],
         learning_rate=params["learning_rate"], optimizer=params["optimizer"], augment_flip=params["augment_flip"],
         augment_rotation=params["augment_rotation"], augment_zoom=params["augment_zoom"],
-        early_stopping_patience=params.get("early_stopping"), seed=params["seed"],
+        early_stopping_patience=params.get("early_stopping"), seed=params["seed"], architecture=params["architecture"],
     )
     return train_transfer(train, val, test, class_names, backbone, features, config, workdir, sink), extra
 
 
 def keep_model(job, workdir: Path, dataset, **fields) -> TrainedModel:
-    """Record the model a job left in `workdir` and copy its files to DATA_DIR/models/<id>/."""
+    """Record the model a job left in `workdir` and copy its files to DATA_DIR/models/<id>/.
+
+    A model that reads an uploaded or trained backbone at prediction time (caption models,
+    heads on a TFLite file) gets its own copy of that file, so deleting the upload later does
+    not break it; its metadata is pointed at the copy.
+    """
     with transaction.atomic():
         model, _ = TrainedModel.objects.update_or_create(job=job, defaults=dict(owner=job.owner, dataset=dataset,
                                                                                 **fields))
         model.directory.mkdir(parents=True, exist_ok=True)
-        for name in ("model.keras", "metadata.json"):
-            shutil.copy2(workdir / name, model.directory / name)
+        shutil.copy2(workdir / "model.keras", model.file_path)
+        metadata = json.loads((workdir / "metadata.json").read_text(encoding="utf-8"))
+        source = metadata.get("backbone", {}).get("source")
+        if source:
+            copy = model.directory / f"backbone{Path(source).suffix}"
+            shutil.copy2(source, copy)
+            metadata["backbone"]["source"] = str(copy)
+            model.backbone = metadata["backbone"]
+        (model.directory / "metadata.json").write_text(json.dumps(metadata, indent=1), encoding="utf-8")
         model.size_bytes = model.file_path.stat().st_size
-        model.save(update_fields=["size_bytes"])
+        model.save(update_fields=["size_bytes", "backbone"])
     return model
 
 

@@ -10,20 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def pixels_model(size: int = 32):
+def pixels_model(size: int = 32, block: int = 4):
     import keras
 
     return keras.Sequential([
         keras.Input((size, size, 3), name="pixels"),
         keras.layers.Rescaling(1 / 255, name="scale"),
-        keras.layers.AveragePooling2D(4, name="blocks"),
+        keras.layers.AveragePooling2D(block, name="blocks"),
         keras.layers.Flatten(name="thumbnail"),
     ], name="pixels_backbone")
 
 
-def pixels_backbone(folder: Path, size: int = 32) -> Path:
+def pixels_backbone(folder: Path, size: int = 32, block: int = 4) -> Path:
     path = Path(folder) / "pixels.keras"
-    pixels_model(size).save(path)
+    pixels_model(size, block).save(path)
     return path
 
 

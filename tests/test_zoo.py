@@ -172,7 +172,8 @@ def test_too_small_an_image_is_refused_with_a_sentence_for_the_user():
 
 
 @pytest.mark.parametrize(("name", "shape", "classes", "message"), [
-    ("resnet", (28, 28, 1), 10, "no architecture called 'resnet'; choose one of cnn, lenet5, logreg, mlp, mobilenet_v2_transfer, transfer, vgg16, vgg16_transfer, vgg19"),
+    ("resnet", (28, 28, 1), 10, "no architecture called 'resnet'; choose one of cnn, lenet5, logreg, mlp, "
+                                "mobilenet_v2_transfer, transfer, vgg16, vgg16_transfer, vgg19"),
     ("mlp", (28, 28), 10, "three positive whole numbers"),
     ("mlp", (28, 28, 0), 10, "three positive whole numbers"),
     ("mlp", (28.5, 28, 1), 10, "three positive whole numbers"),
@@ -241,5 +242,6 @@ def test_describe_refuses_bad_requests_with_the_same_sentences():
 
 def test_the_architecture_lookup_names_the_valid_choices():
     assert zoo.get_architecture("vgg19").title == "VGG19"
-    with pytest.raises(ValueError, match="choose one of cnn, lenet5, logreg, mlp, mobilenet_v2_transfer, transfer, vgg16, vgg16_transfer, vgg19"):
+    with pytest.raises(ValueError, match="choose one of cnn, lenet5, logreg, mlp, mobilenet_v2_transfer, transfer, "
+                                         "vgg16, vgg16_transfer, vgg19"):
         zoo.get_architecture(None)

@@ -31,6 +31,8 @@ import json
 import math
 import os
 import re
+import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -193,6 +195,8 @@ def _imagenet_file(name: str, image_size: int) -> Path:
 
     A file already in place is used without a hash check: an air-gapped site may have copied it
     from anywhere, and if it is not the right file, loading it fails with its own message.
+    Keras downloads into a private folder first and the file is then renamed into the cache, so
+    another worker never finds half a file there.
     """
     filename, url, md5 = imagenet_weights(name, image_size)
     target = keras_home() / "models" / filename
@@ -202,9 +206,12 @@ def _imagenet_file(name: str, image_size: int) -> Path:
     import keras
 
     try:
-        return Path(keras.utils.get_file(filename, url, cache_subdir="models", cache_dir=str(keras_home()),
-                                         file_hash=md5))
-    except Exception as exc:  # no network, proxy, DNS, HTTP error, bad hash: all mean "not here"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as private:
+            downloaded = keras.utils.get_file(filename, url, cache_subdir=".", cache_dir=private, file_hash=md5)
+            os.replace(downloaded, target)
+        return target
+    except Exception as exc:  # no network, proxy, DNS, HTTP error, bad hash, read-only cache: all mean "not here"
         error = WeightsMissing(
             f"The ImageNet weights for {title} are not on this server and could not be downloaded. "
             f"Download {url} and put it at {target}, then run the job again.", target, url)
@@ -363,7 +370,10 @@ def _is_chain(model, layers: list) -> bool:
 
 
 def _cut(model, path: str, what: str):
-    """A model from `model`'s input to the output of the layer at `path` ("name" or "outer/inner").
+    """(a model from `model`'s input to the output of the layer at `path`, the layer's full path).
+
+    `path` is "name" or "outer/inner"; a bare name that exists only inside a nested model is
+    found there when it is unique.
 
     A layer inside a nested model (a Sequential holding MobileNetV2, or VisionLab's own
     classifiers, whose zoo network sits behind a rescaling layer) is reached by rebuilding the
@@ -373,18 +383,25 @@ def _cut(model, path: str, what: str):
     import keras
 
     names = [layer.name for layer in _top_layers(model)]
+    if path in names and isinstance(model, keras.Sequential):
+        # A loaded Sequential's layers carry one node per time Keras built it, so the nodes are
+        # ambiguous; the chain itself is not: replay it up to the layer.
+        x = inputs = keras.Input(tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype)
+        for layer in _top_layers(model):
+            x = layer(x)
+            if layer.name == path:
+                return keras.Model(inputs, x), path
     if path in names:
-        layer = model.get_layer(path)
-        try:
-            output = layer.output
-        except (AttributeError, ValueError, RuntimeError):
-            raise ValueError(f"The layer {path!r} is used more than once in the {what}, so its output is "
-                             "ambiguous; choose another layer.") from None
-        return keras.Model(model.inputs, output)
+        nodes = getattr(model.get_layer(path), "_inbound_nodes", None) or []
+        if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
+            raise ValueError(f"The layer {path!r} is used more than once in the {what}, or has several outputs, "
+                             "so its output is ambiguous; choose another layer.")
+        # The node's tensor, not `layer.output`: a nested model's `.output` is its own inner tensor.
+        return keras.Model(model.inputs, nodes[0].output_tensors[0]), path
     first, _, rest = path.partition("/")
     if rest and first in names and _is_model(model.get_layer(first)):
         sub = model.get_layer(first)
-        inner = _cut(sub, rest, what)
+        inner, rest = _cut(sub, rest, what)
         layers = _top_layers(model)
         if not _is_chain(model, layers):
             raise ValueError(f"The layer {path!r} sits inside the nested model {first!r}, which VisionLab can only "
@@ -393,7 +410,7 @@ def _cut(model, path: str, what: str):
         x = inputs
         for layer in layers:
             if layer is sub:
-                return keras.Model(inputs, inner(x))
+                return keras.Model(inputs, inner(x)), f"{first}/{rest}"
             x = layer(x)
     paths = _layer_paths(model)
     matches = [p for p in paths if p.rsplit("/", 1)[-1] == path]
@@ -493,7 +510,7 @@ def _resolve_keras(model, layer: str | None, input_size: int | None, what: str =
         producer = _producer(model, model.outputs[0])
         layer = producer.name if producer is not None else "output"
     else:
-        cut = _cut(model, layer, what)
+        cut, layer = _cut(model, layer, what)
     pixels = keras.Input((size, size, channels), name="pixels")
     try:
         outputs = cut(pixels)
@@ -611,6 +628,7 @@ class _TFLiteExtractor:
         self.target = _tflite_tensor(self.interpreter, backbone.layer)
         self.batch: int | None = None
         self.batched = True
+        self.lock = threading.Lock()  # an interpreter runs one call at a time
         self.precision = np.dtype(self.input["dtype"]).name
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
@@ -628,6 +646,10 @@ class _TFLiteExtractor:
 
     def __call__(self, pixels) -> np.ndarray:
         pixels = np.asarray(pixels, dtype=np.float32)
+        with self.lock:
+            return self._call(pixels)
+
+    def _call(self, pixels: np.ndarray) -> np.ndarray:
         if self.batched and len(pixels) > 1:
             try:
                 return self._run(pixels)

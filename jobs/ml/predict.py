@@ -28,13 +28,35 @@ class BadImage(ValueError):
     """The upload cannot be used; str() is a sentence for the user."""
 
 
+class FeaturePipeline:
+    """A classifier whose backbone is a TensorFlow Lite file: the .tflite extractor, then the Keras head.
+
+    Called like a Keras model (`model(pixels, training=False)`), so callers need not know.
+    """
+
+    def __init__(self, extractor, head):
+        self.extractor, self.head = extractor, head
+
+    def __call__(self, pixels, training: bool = False):
+        return self.head(self.extractor(np.asarray(pixels, dtype=np.float32)), training=False)
+
+
 def load_classifier(model_dir: Path) -> tuple[Any, dict]:
-    """(the Keras model, its metadata) from a folder holding `model.keras` and `metadata.json`."""
+    """(the model, its metadata) from a folder holding `model.keras` and `metadata.json`.
+
+    The model is the Keras model itself, except for transfer models on a TensorFlow Lite
+    backbone (metadata "backbone" of kind "tflite"), which come as a `FeaturePipeline`.
+    """
     import keras
 
     model_dir = Path(model_dir)
     metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
     model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    backbone = metadata.get("backbone") or {}
+    if backbone.get("kind") == "tflite":
+        from jobs.ml.backbones import Backbone, load_extractor
+
+        model = FeaturePipeline(load_extractor(Backbone.from_dict(backbone)), model)
     return model, metadata
 
 

@@ -154,6 +154,8 @@ class TrainParams(BackboneParams):
                     "Only Keras backbones can be fine-tuned; a TensorFlow Lite file is frozen. Use extract."]})
             if "learning_rate" not in self.initial_data:
                 attrs["learning_rate"] = 1e-5  # large steps would wreck the pretrained weights
+            if "augment_flip" not in self.initial_data:
+                attrs["augment_flip"] = True  # fine-tuning overfits a small dataset without it
         attrs["image_size"] = choice.image_size
         attrs["color_mode"] = "grayscale" if choice.channels == 1 else "rgb"
 
@@ -191,6 +193,10 @@ class CaptionParams(BackboneParams):
         required=False, allow_null=True, min_value=3, max_value=100,
         help_text="Longest caption in words, start and end marks included; default: the longest training caption.")
     beam_width = serializers.IntegerField(default=3, min_value=1, max_value=10)
+    units = serializers.IntegerField(
+        default=256, min_value=8, max_value=1024,
+        help_text="Width of the word embedding, the LSTM and the dense layers (PRODUCT.md's merge model: 256).")
+    dropout = serializers.FloatField(default=0.5, min_value=0.0, max_value=0.9)
     early_stopping = serializers.IntegerField(required=False, allow_null=True, default=3, min_value=1, max_value=100)
     seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
 
