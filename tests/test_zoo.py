@@ -245,3 +245,21 @@ def test_the_architecture_lookup_names_the_valid_choices():
     with pytest.raises(ValueError, match="choose one of cnn, lenet5, logreg, mlp, mobilenet_v2_transfer, transfer, "
                                          "vgg16, vgg16_transfer, vgg19"):
         zoo.get_architecture(None)
+
+
+@pytest.mark.parametrize("name", ["vgg16_transfer", "mobilenet_v2_transfer"])
+def test_the_transfer_presets_have_their_reference_parameter_counts(name):
+    """Backbone (random weights: the count does not depend on them) plus Dense(256), Dropout, softmax."""
+    arch = ARCHITECTURES[name]
+    table = describe(name)
+
+    assert table["total_params"] == arch.reference_params
+    assert table["input_shape"] == list(arch.reference_input_shape) and table["classes"] == 2
+    assert [row["name"] for row in table["layers"]][-3:] == ["head_dense", "head_dropout", "predictions"]
+    # The head alone, as seed 003 computes it: features x 256 + 256, then 257 x 2.
+    features = 4 * 4 * 512 if name == "vgg16_transfer" else 1280
+    assert sum(row["params"] for row in table["layers"][-3:]) == features * 256 + 256 + 257 * 2
+    if name == "vgg16_transfer":
+        # Seed 003's 16,812,610, plus the 12 frozen weights of a 1x1 convolution that does VGG's
+        # caffe preprocessing (RGB to BGR, mean subtraction) inside the model.
+        assert table["total_params"] == 14_714_688 + 2_097_408 + 514 + 12

@@ -264,6 +264,15 @@ def _for_use(backbone: Backbone, layers: list, name: str) -> tuple[keras.Model, 
     return model, zoo.summarize(model)
 
 
+def build_transfer_model(backbone: Backbone, num_classes: int, seed: int = 0, name: str = "transfer") -> keras.Model:
+    """The model a transfer job saves (backbone, flatten, Dense(256), Dropout(0.5), softmax), untrained.
+
+    For layer tables and parameter counts: the same assembly the training uses.
+    """
+    model, _ = _for_use(backbone, _head_layers(num_classes, seed), name)
+    return model
+
+
 def _result(history, best_epoch, scores, class_names, model_path, summary, device, images_per_second, started,
             evaluated_on, stopped_early, epochs_run) -> TrainResult:
     return TrainResult(

@@ -104,7 +104,7 @@ ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (
         name="vgg16_transfer", title="VGG16 transfer",
         description=("The VGG16 convolutional base pretrained on ImageNet (4x4x512 features at 150x150) with a "
                      "small dense head: the classic way to get a good classifier from a few hundred photos."),
-        reference_input_shape=(150, 150, 3), reference_classes=2, reference_params=16_812_610,
+        reference_input_shape=(150, 150, 3), reference_classes=2, reference_params=16_812_622,
         default_image_size=150, default_channels=3, min_image_size=32,
         family="transfer", default_backbone="vgg16_conv", fixed_backbone=True,
     ),
@@ -308,6 +308,15 @@ def summarize(model) -> dict:
 @functools.lru_cache(maxsize=64)
 def _describe(name: str, shape: tuple[int, int, int], num_classes: int) -> dict:
     # Only the table is kept: the model (VGG16's weights are half a gigabyte) is freed on return.
+    arch = ARCHITECTURES[name]
+    if arch.uses_backbone:
+        from jobs.ml.backbones import builtin
+        from jobs.ml.transfer import build_transfer_model
+
+        backbone = builtin(arch.default_backbone, "random", image_size=shape[0])
+        summary = summarize(build_transfer_model(backbone, num_classes, name=name))
+        return {"architecture": name, "input_shape": [backbone.image_size, backbone.image_size, backbone.channels],
+                "classes": num_classes, "backbone": arch.default_backbone, **summary}
     summary = summarize(build_model(name, shape, num_classes))
     return {"architecture": name, "input_shape": list(shape), "classes": num_classes, **summary}
 
