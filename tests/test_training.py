@@ -237,7 +237,7 @@ def test_the_mixed_precision_path_trains_and_leaves_the_global_policy_alone(digi
 
     from jobs.ml import training
 
-    monkeypatch.setattr(training, "_device_plan", lambda: training._DevicePlan(
+    monkeypatch.setattr(training, "device_plan", lambda: training.DevicePlan(
         tf.distribute.get_strategy(), True, "Test GPU · mixed precision (float16)"))
     config = TrainConfig("mlp", 28, 1, epochs=1)
     result = train_classifier(digits["train"][:200], digits["val"][:50], digits["test"][:50], CLASSES, config,

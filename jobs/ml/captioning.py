@@ -37,10 +37,11 @@ import numpy as np
 import tensorflow as tf
 
 from jobs.ml import zoo
+from jobs.ml.artifacts import write_atomically, write_json
 from jobs.ml.bleu import corpus_bleu
 from jobs.ml.datasets.captions import clean_caption
-from jobs.ml.progress import ProgressSink
-from jobs.ml.training import _device_plan, _duration, _write_atomically, _write_json
+from jobs.ml.progress import ProgressSink, format_duration
+from jobs.ml.training import device_plan
 
 PAD, START, END = "<pad>", "startseq", "endseq"
 MAX_CAPTION_LENGTH = 40  # tokens, startseq and endseq included: the cap on a computed max_length
@@ -557,7 +558,7 @@ class _CaptionCallback(keras.callbacks.Callback):
         if done < 3:
             return ""
         per_batch = (time.perf_counter() - self.first_batch_done) / (done - 1)
-        return f" · about {_duration(per_batch * (self.config.epochs * self.steps - done))} left"
+        return f" · about {format_duration(per_batch * (self.config.epochs * self.steps - done))} left"
 
     def on_train_batch_end(self, batch, logs=None):
         epochs = self.config.epochs
@@ -605,8 +606,8 @@ def _save(model: keras.Model, workdir: Path, metadata: dict) -> Path:
         with zipfile.ZipFile(target, "a") as archive:
             archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=1))
 
-    _write_atomically(path, save)
-    _write_json(workdir / METADATA_FILE, metadata)
+    write_atomically(path, save)
+    write_json(workdir / METADATA_FILE, metadata)
     return path
 
 
@@ -635,7 +636,7 @@ def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str
     workdir.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(config.seed)
-    plan = _device_plan()
+    plan = device_plan()
     device = plan.description.split(" · ")[0]  # float32 throughout: no mixed precision here
     sink.set_device(device)
     with plan.strategy.scope():

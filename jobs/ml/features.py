@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from jobs.ml.backbones import PRECISIONS, Backbone, load_extractor
-from jobs.ml.progress import ProgressSink
+from jobs.ml.progress import ProgressSink, format_duration
 
 FEATURES_FILE, INDEX_FILE, LOCK_SUFFIX = "features.npy", "index.json", ".lock"
 FORMAT_VERSION = 1
@@ -127,12 +127,6 @@ def pick_precision(requested: str = "auto") -> str:
 
 # --- extraction ------------------------------------------------------------------------------------
 
-def _duration(seconds: float) -> str:
-    from jobs.ml.training import _duration as duration
-
-    return duration(seconds)
-
-
 def _unreadable(paths: Sequence[str], size: int, channels: int) -> str | None:
     """The first of `paths` TensorFlow cannot decode: names the culprit after a batch failed."""
     import tensorflow as tf
@@ -204,7 +198,7 @@ def _extract_into(paths: Sequence[str], backbone: Backbone, sink: ProgressSink,
             first_batch_at, first_batch = now, done  # leave out the first batch: tracing, loading
         elif done > first_batch:
             rate = (done - first_batch) / max(now - first_batch_at, 1e-9)
-            message += f" · {rate:.0f} images/s · about {_duration((total - done) / rate)} left"
+            message += f" · {rate:.0f} images/s · about {format_duration((total - done) / rate)} left"
         sink.progress(start + (end - start) * done / total, message)
     if done != total:
         raise ValueError(f"Only {done} of {total} images came out of the input pipeline.")

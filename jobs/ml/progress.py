@@ -9,6 +9,18 @@ from __future__ import annotations
 from typing import Protocol
 
 
+def format_duration(seconds: float) -> str:
+    """'45 s', '1 min 20 s', '2 h 5 min': rounded the way a person reads a countdown."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min"
+
+
 class JobCancelled(Exception):
     """Raised from a sink when the user asked to cancel; the work stops at the next check."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 import zipfile
@@ -26,9 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from jobs.ml import devices, zoo
+from jobs.ml.artifacts import write_atomically, write_json
 from jobs.ml.evaluation import classification_report
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
-from jobs.ml.progress import ProgressSink
+from jobs.ml.progress import ProgressSink, format_duration
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -83,7 +83,7 @@ class TrainResult:
 
 
 @dataclass
-class _DevicePlan:
+class DevicePlan:
     strategy: tf.distribute.Strategy
     mixed_precision: bool
     description: str
@@ -111,34 +111,7 @@ def _check(config: TrainConfig, train: list, val: list, class_names: list[str]) 
         raise ValueError(f"A class index ({bad[0]}) is outside the {len(class_names)} class names.")
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Call `write(tmp_path)`, then move the result over `path`: readers never see half a file."""
-    # Keras insists on the final suffix (".keras", ".npz"), so the marker goes before it.
-    tmp = path.with_name(f"{path.stem}.partial{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
-
-
-def _duration(seconds: float) -> str:
-    """'45 s', '1 min 20 s', '2 h 5 min': rounded the way a person reads a countdown."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        minutes, rest = divmod(seconds, 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours} h {rest // 60} min"
-
-
-def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9)
     if config.optimizer == "rmsprop":
@@ -148,7 +121,7 @@ def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 # --- device -------------------------------------------------------------------------------------
 
-def _device_plan() -> _DevicePlan:
+def device_plan() -> DevicePlan:
     """Where to train: every visible GPU (mixed precision where it pays off), else the CPU.
 
     Mixed float16 roughly doubles throughput on GPUs with tensor cores (compute capability 7.0
@@ -158,13 +131,13 @@ def _device_plan() -> _DevicePlan:
     """
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
-        return _DevicePlan(tf.distribute.get_strategy(), False, f"CPU ({devices.cpu_model()})")
+        return DevicePlan(tf.distribute.get_strategy(), False, f"CPU ({devices.cpu_model()})")
     details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
     names = [d.get("device_name") or gpu.name for d, gpu in zip(details, gpus, strict=True)]
     mixed = all(tuple(d.get("compute_capability", (0, 0))) >= (7, 0) for d in details)
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     description = ", ".join(names) + (" · mixed precision (float16)" if mixed else "")
-    return _DevicePlan(strategy, mixed, description)
+    return DevicePlan(strategy, mixed, description)
 
 
 # --- batches per call ---------------------------------------------------------------------------
@@ -233,7 +206,7 @@ def _build(config: TrainConfig, num_classes: int) -> keras.Sequential:
 
 def _compiled(config: TrainConfig, num_classes: int, steps: int) -> keras.Sequential:
     model = _build(config, num_classes)
-    model.compile(optimizer=_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   steps_per_execution=steps_per_execution(model, config.batch_size, steps))
     return model
 
@@ -252,7 +225,7 @@ def _read_state(workdir: Path, config: TrainConfig, class_names: list[str]) -> d
     return state
 
 
-def _forget_state(workdir: Path) -> None:
+def forget_state(workdir: Path) -> None:
     for name in (CHECKPOINT_FILE, STATE_FILE, BEST_WEIGHTS_FILE):
         (workdir / name).unlink(missing_ok=True)
 
@@ -267,7 +240,7 @@ def _load_best_weights(workdir: Path) -> list[np.ndarray] | None:
 
 # --- the callback that reports, checkpoints and stops early ------------------------------------
 
-class _JobCallback(keras.callbacks.Callback):
+class JobCallback(keras.callbacks.Callback):
     """Progress and cancel checks every batch; metrics, checkpoint and early stopping every epoch.
 
     Early stopping is done here rather than with `keras.callbacks.EarlyStopping` because its
@@ -319,7 +292,7 @@ class _JobCallback(keras.callbacks.Callback):
         if done < 3:
             return ""
         per_batch = (time.perf_counter() - self.first_batch_done) / (done - 1)
-        return f" · about {_duration(per_batch * (total - done))} left"
+        return f" · about {format_duration(per_batch * (total - done))} left"
 
     def on_train_batch_end(self, batch, logs=None):
         batch = min(batch, self.steps - 1)  # with several batches per call, the last call may overshoot
@@ -352,7 +325,7 @@ class _JobCallback(keras.callbacks.Callback):
         patience = self.config.early_stopping_patience
         if patience and improved:
             self.best_weights = self.model.get_weights()
-            _write_atomically(self.workdir / BEST_WEIGHTS_FILE, lambda tmp: np.savez(tmp, *self.best_weights))
+            write_atomically(self.workdir / BEST_WEIGHTS_FILE, lambda tmp: np.savez(tmp, *self.best_weights))
         if patience and epoch + 1 - max(self.best_epoch, 1) >= patience:
             self.stopped_early = True
             self.model.stop_training = True
@@ -365,15 +338,15 @@ class _JobCallback(keras.callbacks.Callback):
         The model is written first: a crash between the two writes makes a resume repeat one
         epoch from a model one epoch further on, never continue from a model that is behind.
         """
-        _write_atomically(self.workdir / CHECKPOINT_FILE, self.model.save)
-        _write_json(self.workdir / STATE_FILE, {
+        write_atomically(self.workdir / CHECKPOINT_FILE, self.model.save)
+        write_json(self.workdir / STATE_FILE, {
             "epochs_done": len(self.history), "history": self.history, "best_epoch": self.best_epoch,
             "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
             "class_names": self.class_names, "config": asdict(self.config),
         })
 
 
-class _StageProgress(keras.callbacks.Callback):
+class StageProgress(keras.callbacks.Callback):
     """Progress (and cancel checks) through evaluate and predict, between two fractions."""
 
     def __init__(self, sink: ProgressSink, start: float, end: float, steps: int, message: str):
@@ -398,7 +371,7 @@ def _evaluate(model: keras.Model, items: list[tuple[str, int]], class_names: lis
     ds = make_dataset(items, config.image_size, config.channels, config.batch_size, cache_dir=cache_dir, name="eval")
     steps = steps_per_epoch(len(items), config.batch_size)
     message = f"Evaluating on the {len(items)} {where} images"
-    probabilities = model.predict(ds, verbose=0, callbacks=[_StageProgress(sink, TRAIN_END, EVAL_END, steps, message)])
+    probabilities = model.predict(ds, verbose=0, callbacks=[StageProgress(sink, TRAIN_END, EVAL_END, steps, message)])
     return classification_report([label for _, label in items], probabilities, class_names,
                                  [path for path, _ in items])
 
@@ -424,8 +397,8 @@ def _save_for_use(model: keras.Model, workdir: Path, config: TrainConfig, class_
         with zipfile.ZipFile(target, "a") as archive:
             archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=2))
 
-    _write_atomically(path, save)
-    _write_json(workdir / METADATA_FILE, metadata)
+    write_atomically(path, save)
+    write_json(workdir / METADATA_FILE, metadata)
     return path
 
 
@@ -448,7 +421,7 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
     workdir.mkdir(parents=True, exist_ok=True)
     sink.progress(0.0, "Preparing the model")
     keras.utils.set_random_seed(config.seed)
-    plan = _device_plan()
+    plan = device_plan()
     sink.set_device(plan.description)
 
     cache_dir = workdir / CACHE_DIR
@@ -459,7 +432,7 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
             keras.mixed_precision.set_global_policy("mixed_float16")
         state = _read_state(workdir, config, class_names) if resume else None
         if state is None:
-            _forget_state(workdir)
+            forget_state(workdir)
         steps = steps_per_epoch(len(train), config.batch_size)
         with plan.strategy.scope():
             if state is None:
@@ -468,7 +441,7 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
                 model = keras.models.load_model(workdir / CHECKPOINT_FILE)
         summary = zoo.summarize(model.get_layer(config.architecture))
 
-        callback = _JobCallback(sink, workdir, config, class_names, steps, len(train), state)
+        callback = JobCallback(sink, workdir, config, class_names, steps, len(train), state)
         epochs_done = len(callback.history)
         if epochs_done < config.epochs and not callback.stopped_early:
             sink.progress(TRAIN_START, f"Reading {len(train)} training and {len(val)} validation images")

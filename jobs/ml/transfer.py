@@ -41,6 +41,7 @@ import keras
 import numpy as np
 
 from jobs.ml import devices, zoo
+from jobs.ml.artifacts import write_atomically, write_json
 from jobs.ml.backbones import Backbone, keras_feature_model
 from jobs.ml.evaluation import classification_report
 from jobs.ml.features import FeatureSet
@@ -55,14 +56,12 @@ from jobs.ml.training import (
     OPTIMIZERS,
     TRAIN_END,
     TRAIN_START,
+    JobCallback,
+    StageProgress,
     TrainResult,
-    _device_plan,
-    _forget_state,
-    _JobCallback,
-    _optimizer,
-    _StageProgress,
-    _write_atomically,
-    _write_json,
+    device_plan,
+    forget_state,
+    make_optimizer,
 )
 
 MODES = ("extract", "finetune")
@@ -250,8 +249,8 @@ def _save(model: keras.Model, workdir: Path, metadata: dict) -> Path:
         with zipfile.ZipFile(target, "a") as archive:
             archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=2))
 
-    _write_atomically(path, save)
-    _write_json(workdir / METADATA_FILE, metadata)
+    write_atomically(path, save)
+    write_json(workdir / METADATA_FILE, metadata)
     return path
 
 
@@ -284,7 +283,7 @@ def _result(history, best_epoch, scores, class_names, model_path, summary, devic
     )
 
 
-class _Callback(_JobCallback):
+class _Callback(JobCallback):
     """jobs.ml.training's progress, metrics and early stopping, without the per-epoch checkpoint.
 
     The checkpoint exists so a classifier's training can resume; transfer runs are short (and
@@ -351,7 +350,7 @@ class _EpochProgress(keras.callbacks.Callback):
 
 def _train_extract(train, val, test, class_names, backbone, features, config, workdir, sink, feature_key,
                    started) -> TrainResult:
-    plan = _device_plan()
+    plan = device_plan()
     device = _device_name(plan.description)
     sink.set_device(device)
     x_train, y_train = _rows(features, train, feature_key)
@@ -362,7 +361,7 @@ def _train_extract(train, val, test, class_names, backbone, features, config, wo
     keras.utils.set_random_seed(config.seed)
     layers = _head_layers(len(class_names), config.seed)
     head = _head_model(backbone.feature_dim, layers)
-    head.compile(optimizer=_optimizer(dataclasses.replace(config, learning_rate=config.resolved_learning_rate())),
+    head.compile(optimizer=make_optimizer(dataclasses.replace(config, learning_rate=config.resolved_learning_rate())),
                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     steps = steps_per_epoch(len(train), config.batch_size)
     callback = _Callback(sink, workdir, config, list(class_names), steps, len(train), None)
@@ -371,7 +370,7 @@ def _train_extract(train, val, test, class_names, backbone, features, config, wo
         _fit_arrays(head, x_train, y_train, config.epochs, config.batch_size, config.seed, callback,
                     validation=(x_val, y_val))
     finally:
-        _forget_state(workdir)  # early stopping keeps its best weights on disk while training runs
+        forget_state(workdir)  # early stopping keeps its best weights on disk while training runs
     if config.early_stopping_patience and callback.best_weights is not None:
         head.set_weights(callback.best_weights)
 
@@ -404,7 +403,7 @@ def _warm_start(layers: list, backbone: Backbone, features: FeatureSet, train, c
     """Head-only epochs on the cached features, so fine-tuning starts from a trained head; returns how many."""
     x_train, y_train = _rows(features, train, feature_key)
     head = _head_model(backbone.feature_dim, layers)
-    head.compile(optimizer=_optimizer(dataclasses.replace(config, learning_rate=WARM_START_LEARNING_RATE)),
+    head.compile(optimizer=make_optimizer(dataclasses.replace(config, learning_rate=WARM_START_LEARNING_RATE)),
                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     steps = steps_per_epoch(len(train), config.batch_size)
     epochs = min(WARM_START_MAX_EPOCHS, max(WARM_START_MIN_EPOCHS, math.ceil(WARM_START_STEPS / steps)))
@@ -415,7 +414,7 @@ def _warm_start(layers: list, backbone: Backbone, features: FeatureSet, train, c
 
 def _train_finetune(train, val, test, class_names, backbone, features, config, workdir, sink, feature_key,
                     started) -> TrainResult:
-    plan = _device_plan()
+    plan = device_plan()
     sink.set_device(plan.description)
     precision = "float16" if plan.mixed_precision else "float32"
     cache_dir = workdir / CACHE_DIR
@@ -431,7 +430,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
             if features is not None:
                 warm_epochs = _warm_start(layers, backbone, features, train, config, sink, feature_key)
             trainable = _unfreeze_last_block(feature_model, backbone)
-            model.compile(optimizer=_optimizer(dataclasses.replace(config,
+            model.compile(optimizer=make_optimizer(dataclasses.replace(config,
                                                                    learning_rate=config.resolved_learning_rate())),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         summary = zoo.summarize(model)
@@ -447,7 +446,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
             model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=[callback], verbose=0,
                       shuffle=False)
         finally:
-            _forget_state(workdir)
+            forget_state(workdir)
         if config.early_stopping_patience and callback.best_weights is not None:
             model.set_weights(callback.best_weights)
 
@@ -455,7 +454,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
         eval_ds = make_dataset(eval_items, size, channels, config.batch_size, cache_dir=cache_dir, name="eval")
         message = f"Evaluating on the {len(eval_items)} {where} images"
         probabilities = model.predict(eval_ds, verbose=0, callbacks=[
-            _StageProgress(sink, TRAIN_END, EVAL_END, steps_per_epoch(len(eval_items), config.batch_size), message)])
+            StageProgress(sink, TRAIN_END, EVAL_END, steps_per_epoch(len(eval_items), config.batch_size), message)])
         scores = classification_report([label for _, label in eval_items], probabilities, class_names,
                                        [path for path, _ in eval_items])
         sink.progress(EVAL_END, "Saving the model")
