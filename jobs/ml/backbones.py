@@ -672,7 +672,7 @@ def inspect_file(path: Path, output: str | None = None, input_size: int | None =
     if suffix not in (*KERAS_SUFFIXES, TFLITE_SUFFIX):
         raise ValueError(f"A backbone is a .keras, .h5 or .tflite file; {path.name} is none of these.")
     if not path.is_file():
-        raise ValueError(f"There is no file at {path}.")
+        raise ValueError(f"There is no file called {path.name}.")
     input_size = _check_size(input_size)
     output = (output or "").strip() or None
     weights = f"sha256:{file_sha256(path)}"
@@ -768,7 +768,7 @@ def keras_feature_model(backbone: Backbone, precision: str = "float32") -> keras
         return _builtin_model(backbone, precision)
     source = Path(backbone.source)
     if not source.is_file():
-        raise ValueError(f"The file of the backbone {backbone.title} is gone ({source}).")
+        raise ValueError(f"The file of the backbone {backbone.title} is gone; upload it again.")
     model = _load_keras_file(source)
     features, *_ = _resolve_keras(model, backbone.layer, backbone.image_size)
     return _with_precision(features, precision)
@@ -808,7 +808,7 @@ def load_extractor(backbone: Backbone, precision: str = "float32") -> Callable[[
     _check_precision(precision)
     if backbone.kind == "tflite":
         if not Path(backbone.source).is_file():
-            raise ValueError(f"The file of the backbone {backbone.title} is gone ({backbone.source}).")
+            raise ValueError(f"The file of the backbone {backbone.title} is gone; upload it again.")
         return _TFLiteExtractor(backbone)
     if backbone.kind != "keras":
         raise ValueError(f"A backbone is a Keras or TensorFlow Lite model, not {backbone.kind!r}.")

@@ -79,7 +79,9 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             raise
         if "error" in answer:
             _discard(backbone)
-            return Response({"file": [answer["error"]]}, status=status.HTTP_400_BAD_REQUEST)
+            # The worker names the stored copy; the person knows the file by the name they chose.
+            error = answer["error"].replace(backbone.file_path.name, upload.name)
+            return Response({"file": [error]}, status=status.HTTP_400_BAD_REQUEST)
         backbone.output = answer["layer"]
         backbone.input_size, backbone.channels = answer["image_size"], answer["channels"]
         backbone.feature_shape = answer["feature_shape"]
