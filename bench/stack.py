@@ -23,12 +23,13 @@ def call(url: str, token: str, body: dict | None = None, method: str | None = No
         return json.loads(response.read())
 
 
-def start_stack(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
+def start_stack(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str, str]:
+    """`runstack` on `data_dir` with a token for `admin`; `settings` are extra environment variables."""
     from webapp.ops.stack import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(DATA_DIR=str(data_dir), PORT=str(port))
+    env.update(DATA_DIR=str(data_dir), PORT=str(port), **settings)
 
     def manage(*args):
         return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,

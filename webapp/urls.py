@@ -11,6 +11,7 @@ from webapp.accounts.views import account_page
 from webapp.datasets import views as dataset_pages
 from webapp.datasets.api import DatasetViewSet, UploadViewSet
 from webapp.demos import views as demo_pages
+from webapp.experiments import model_pages
 from webapp.experiments import views as experiment_pages
 from webapp.experiments.api import JobViewSet
 from webapp.experiments.backbones_api import BackboneViewSet
@@ -46,6 +47,8 @@ urlpatterns = [
     path("train/", experiment_pages.train_page, name="train"),
     path("models/<int:model_id>/", experiment_pages.model_page, name="model"),
     path("architectures/", experiment_pages.architectures_page, name="architectures"),
+    path("captioner/", model_pages.captioner_page, name="captioner"),
+    path("features/", model_pages.features_page, name="features"),
     path("workers/", workers_page, name="workers"),
     path("demo/<str:token>/", demo_pages.demo_page, name="demo"),
     path("demo/<str:token>/caption/", demo_pages.DemoCaptionView.as_view(), name="demo-caption"),

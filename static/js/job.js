@@ -1,6 +1,8 @@
 /* One job: status, progress, facts, parameters and result, live until the job ends.
    Training jobs also get their learning curves (updated in place on every poll), and once
-   finished the evaluation: big numbers, confusion matrix, per-class scores, mistakes, layers. */
+   finished the evaluation: big numbers, confusion matrix, per-class scores, mistakes, layers.
+   Caption training gets the same curves (next-word accuracy), then BLEU scores and a gallery
+   of test photos; feature extraction (alone or as a training job's first step) its facts. */
 (function () {
   "use strict";
   const { el, badge, duration, bytes } = window.VL;
@@ -232,6 +234,7 @@
       document.getElementById("model-summary").replaceChildren(VL.summaryTable(result.summary),
         el("h3", {}, "Environment"), environment(result));
     }
+    if (result.features) drawFeatures(job, result.features);
     if (result.test_accuracy === undefined) return; // not an evaluation yet
 
     const onVal = result.evaluated_on === "validation" || result.evaluated_on === "val";
@@ -270,9 +273,167 @@
 
   function renderTraining(job) {
     updateCurves(job);
-    const resumable = ["failed", "cancelled"].includes(job.status);
-    document.getElementById("resume-form").hidden = !resumable;
-    if (job.result) drawResult(job);
+    const resume = document.getElementById("resume-form");
+    if (resume) resume.hidden = !["failed", "cancelled"].includes(job.status);
+    if (job.result) (job.kind === "train_captioner" ? drawCaptionResult : drawResult)(job);
+  }
+
+  /* ---------------- features ---------------- */
+
+  const fixed = (x, digits) => (typeof x === "number" ? x.toFixed(digits) : "—");
+
+  function weightsLabel(weights) {
+    if (weights === "imagenet") return "ImageNet (pretrained)";
+    if (weights === "random") return "random (not pretrained)";
+    if (typeof weights === "string" && weights.startsWith("sha256:")) return "from the file (sha256 " + weights.slice(7, 19) + "…)";
+    return weights || "—";
+  }
+
+  function backboneName(job, features) {
+    return job.params.backbone_label || (features && (features.backbone_title || features.backbone)) || job.params.backbone || "—";
+  }
+
+  /* What the features step did: the backbone, the layer, the size, and whether it ran now or came from the cache. */
+  function drawFeatures(job, f) {
+    const card = document.getElementById("features-card");
+    if (!card || !f) return;
+    card.hidden = false;
+    const tag = document.getElementById("features-tag");
+    tag.textContent = f.reused ? "reused from the cache" : "extracted now";
+    tag.classList.toggle("tag-reused", Boolean(f.reused));
+    const shape = (f.feature_shape || []).join("×");
+    const speed = typeof f.images_per_second === "number" ? Math.round(f.images_per_second).toLocaleString() + " images/s" : null;
+    facts(document.getElementById("features-facts"), [
+      ["Backbone", el("span", {}, backboneName(job, f), " ", el("code", {}, f.backbone))],
+      ["Layer", f.layer ? el("code", {}, f.layer) : null],
+      ["Weights", weightsLabel(f.weights)],
+      ["Images", num(f.count)],
+      ["Input", f.image_size ? f.image_size + "×" + f.image_size + " px" : null],
+      ["Per image", (shape && shape !== String(f.feature_dim) ? shape + " = " : "") + num(f.feature_dim) + " numbers"],
+      ["This job", f.reused ? "found them in the cache: nothing was computed again"
+        : "extracted them" + (typeof f.seconds === "number" ? " in " + (f.seconds < 10 ? f.seconds.toFixed(1) + " s" : duration(f.seconds)) : "")],
+      ["Speed", speed ? speed + (f.reused ? " (when first extracted)" : "") + (job.device && !f.reused ? " on " + job.device : "") : null],
+      ["Precision", f.precision],
+      ["Stored", f.bytes ? el("span", {}, bytes(f.bytes), " ", el("code", { class: "small", title: "cache folder " + f.cache },
+        String(f.cache || "").slice(0, 12) + "…")) : null],
+    ]);
+    if (job.kind !== "extract_features" || !job.dataset) return;
+    const actions = document.getElementById("features-actions");
+    const query = new URLSearchParams({ dataset: job.dataset, backbone: job.params.backbone });
+    if (["imagenet", "random"].includes(job.params.weights)) query.set("weights", job.params.weights);
+    const links = [];
+    if (card.dataset.datasetKind === "captions") {
+      links.push(el("a", { class: "btn btn-primary", href: "/captioner/?" + query }, "Train a caption model on these features"));
+    } else {
+      const transfer = new URLSearchParams(query);
+      transfer.set("architecture", "transfer");
+      const logreg = new URLSearchParams(query);
+      logreg.set("architecture", "logreg");
+      links.push(el("a", { class: "btn btn-primary", id: "train-on-features", href: "/train/?" + transfer }, "Train a classifier on these features"),
+        el("a", { class: "btn", href: "/train/?" + logreg }, "Logistic regression baseline"));
+    }
+    links.push(el("span", { class: "small muted" }, "Training on them starts at once: the features are already there."));
+    actions.replaceChildren(...links);
+    actions.hidden = false;
+  }
+
+  /* ---------------- captions ---------------- */
+
+  function bleuTable(result) {
+    const bleu = result.bleu || { greedy: { bleu1: result.bleu1, bleu2: result.bleu2, bleu3: result.bleu3, bleu4: result.bleu4 } };
+    const keys = ["bleu1", "bleu2", "bleu3", "bleu4"];
+    const rows = [
+      ["greedy", "Greedy", "the most likely word, one at a time"],
+      ["beam", "Beam search (width " + (result.beam_width || "?") + ")", "keeps the " + (result.beam_width || "few") + " most likely sentences so far"],
+      ["baseline", "Baseline", el("span", {}, "always says: ", el("q", {}, result.baseline_caption || "—"))],
+    ].filter(([key]) => bleu[key]);
+    const best = {};
+    keys.forEach(k => { best[k] = Math.max(...rows.map(([key]) => (typeof bleu[key][k] === "number" ? bleu[key][k] : -1))); });
+    return el("table", { class: "table bleu-table", id: "bleu-table", "data-testid": "bleu-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Decoding"), ...keys.map(k => el("th", { class: "num" }, "BLEU-" + k.slice(-1))))),
+      el("tbody", {}, ...rows.map(([key, name, note]) => el("tr", { "data-row": key, class: key === "baseline" ? "baseline" : null },
+        el("td", {}, el("strong", {}, name), el("span", { class: "small muted bleu-how" }, note)),
+        ...keys.map(k => el("td", { class: "num" + (bleu[key][k] === best[k] && key !== "baseline" ? " best" : "") }, fixed(bleu[key][k], 3)))))));
+  }
+
+  function captionFacts(job) {
+    const r = job.result;
+    const sizes = r.split_sizes || {};
+    const onVal = r.evaluated_on === "validation" || r.evaluated_on === "val";
+    return [
+      ["Vocabulary", r.vocab_size ? num(r.vocab_size) + " words" + (job.params.min_word_count > 1 ? " (seen at least " + job.params.min_word_count + " times)" : "") : null],
+      ["Longest caption", r.max_length ? r.max_length + " words, start and end marks included" : null],
+      ["Tokenisation", r.tokenisation ? el("span", { class: "small" }, r.tokenisation) : null],
+      ["Photos", ["train", "val", "test"].filter(k => sizes[k] !== undefined).map(k => num(sizes[k]) + " " + (k === "val" ? "validation" : k)).join(" · ")],
+      ["Per epoch", r.samples_per_epoch ? num(r.samples_per_epoch) + " next-word examples" : null],
+      ["Scored on", onVal ? "validation photos (the test split is empty)" : "test photos"],
+      ["Stopped early", r.stopped_early ? "yes, at epoch " + (job.metrics || []).length + "; the best epoch is kept" : "no"],
+    ];
+  }
+
+  function captionGallery(job) {
+    const gallery = job.result.gallery || [];
+    if (!gallery.length) return el("p", { class: "muted" }, "No photo was scored.");
+    const width = job.result.beam_width;
+    return el("div", { class: "caption-examples" }, ...gallery.map(g => {
+      const url = job.dataset && g.item ? "/datasets/" + job.dataset + "/images/" + g.item : null;
+      const picture = url
+        ? el("a", { class: "thumb", href: url, target: "_blank", rel: "noopener", title: g.key }, el("img", { src: url, alt: g.key }))
+        : el("div", { class: "thumb thumb-missing", title: g.key }, el("span", { class: "small muted" }, "image not available"));
+      const img = picture.querySelector("img");
+      if (img) img.addEventListener("load", () => { if (img.naturalWidth < 64) img.classList.add("pixelated"); });
+      const refs = g.references || [];
+      return el("figure", { class: "caption-example" }, picture,
+        el("figcaption", {},
+          el("dl", { class: "gallery-lines" },
+            el("dt", {}, "Greedy"), el("dd", { class: "gallery-greedy" }, g.greedy || "—"),
+            el("dt", {}, "Beam" + (width ? " (" + width + ")" : "")), el("dd", { class: "gallery-beam" }, g.beam || "—")),
+          el("p", { class: "gallery-refs-title small muted" }, "People wrote"),
+          el("ul", { class: "gallery-refs small" }, ...refs.map(r => el("li", {}, r)))));
+    }));
+  }
+
+  function drawCaptionResult(job) {
+    const result = job.result;
+    const signature = JSON.stringify(result) + "|" + job.model + "|" + job.dataset;
+    if (signature === training.resultSignature) return;
+    training.resultSignature = signature;
+    if (result.summary && result.summary.layers) {
+      document.getElementById("summary-card").hidden = false;
+      document.getElementById("model-summary").replaceChildren(VL.summaryTable(result.summary),
+        el("h3", {}, "Environment"), environment(result));
+    }
+    if (result.features) drawFeatures(job, result.features);
+    if (!result.bleu && result.bleu4 === undefined) return;
+
+    const beam = (result.bleu || {}).beam;
+    document.getElementById("caption-headline").hidden = false;
+    document.getElementById("bleu4").textContent = fixed(result.bleu4, 3);
+    document.getElementById("bleu4-note").textContent = "greedy decoding" + (beam ? " (beam search: " + fixed(beam.bleu4, 3) + ")" : "") +
+      " · from 0 to 1, higher is better";
+    document.getElementById("bleu1").textContent = fixed(result.bleu1, 3);
+    const epochs = (job.metrics || []).length;
+    document.getElementById("best-epoch").textContent = result.best_epoch ?? "—";
+    document.getElementById("best-epoch-note").textContent = (epochs ? "of " + epochs + " trained · " : "") + "lowest validation loss, kept";
+    document.getElementById("train-time").textContent = duration(result.train_seconds);
+    document.getElementById("train-speed").textContent = result.params ? num(result.params) + " parameters" : "";
+    const modelId = job.model || result.model_id;
+    const actions = document.getElementById("model-actions");
+    actions.hidden = !modelId;
+    if (modelId) {
+      document.getElementById("try-model").href = "/models/" + modelId + "/";
+      document.getElementById("share-model").href = "/models/" + modelId + "/#share-card";
+      document.getElementById("download-model").href = "/api/models/" + modelId + "/download/";
+    }
+
+    document.getElementById("caption-eval").hidden = false;
+    const onVal = result.evaluated_on === "validation" || result.evaluated_on === "val";
+    const scored = (result.split_sizes || {})[onVal ? "val" : "test"];
+    document.getElementById("bleu-note").textContent = "on " + (scored ? num(scored) + " " : "the ") + (onVal ? "validation" : "test") + " photos";
+    document.getElementById("bleu").replaceChildren(bleuTable(result));
+    facts(document.getElementById("caption-facts"), captionFacts(job));
+    document.getElementById("gallery-card").hidden = false;
+    document.getElementById("caption-gallery").replaceChildren(captionGallery(job));
   }
 
   /* ---------------- every job ---------------- */
@@ -306,11 +467,15 @@
       ["Queue", job.queue], ["Worker", job.worker], ["Device", job.device],
       ["Created", when(job.created_at)], ["Started", when(job.started_at)],
       ["Finished", when(job.finished_at)], ["Duration", duration(job.duration_seconds)],
-    ].concat(job.kind === "train" && job.model ? [["Model", el("a", { href: "/models/" + job.model + "/" }, "#" + job.model)]] : []));
+    ].concat(job.model ? [["Model", el("a", { href: "/models/" + job.model + "/" }, "#" + job.model)]] : []));
     facts(document.getElementById("job-params"), Object.entries(job.params).map(([k, v]) =>
       [k.replace(/_/g, " "), v === null ? null : typeof v === "string" ? v : JSON.stringify(v)]));
-    if (job.kind === "train") {
+    if (job.kind === "train" || job.kind === "train_captioner") {
       renderTraining(job);
+      return;
+    }
+    if (job.kind === "extract_features") {
+      if (job.result) drawFeatures(job, job.result);
       return;
     }
     const card = document.getElementById("result-card");

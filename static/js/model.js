@@ -1,9 +1,11 @@
 /* A trained model: try it on a photo (drop, pick, paste or, on phones, take one) and read its
-   five most likely classes as bars. Predictions run on the inference worker. */
+   five most likely classes as bars, or for a caption model its sentence. Both run on the
+   inference worker. A caption model can also be shared: one public demo link, revocable. */
 (function () {
   "use strict";
   const { el, bytes } = window.VL;
   const modelId = VL.json("model-id");
+  const isCaption = VL.json("model-task") === "caption";
   const $ = id => document.getElementById(id);
   const drop = $("predict-drop");
   const preview = $("predict-preview");
@@ -19,7 +21,7 @@
   });
   document.querySelectorAll("[data-bytes]").forEach(node => { node.textContent = bytes(Number(node.dataset.bytes)); });
   const accuracy = $("model-accuracy");
-  if (accuracy.dataset.fraction) accuracy.textContent = (Number(accuracy.dataset.fraction) * 100).toFixed(1) + "%";
+  if (accuracy && accuracy.dataset.fraction) accuracy.textContent = (Number(accuracy.dataset.fraction) * 100).toFixed(1) + "%";
 
   function csrfToken() {
     const input = document.querySelector("#predict-form input[name=csrfmiddlewaretoken]");
@@ -34,9 +36,19 @@
   function fail(message) {
     errorBox.hidden = false;
     errorBox.textContent = message;
-    list.hidden = true;
+    if (list) list.hidden = true;
+    if (isCaption) $("caption-answer").hidden = true;
     status("");
     drop.classList.remove("busy");
+  }
+
+  function showCaption(caption, started) {
+    const answer = $("caption-answer");
+    const text = $("caption-result");
+    text.textContent = caption || "(an empty caption)";
+    answer.classList.remove("stale");
+    answer.hidden = false;
+    $("caption-note").textContent = "Answered in " + Math.max(1, Math.round(performance.now() - started)).toLocaleString() + " ms.";
   }
 
   function percent(p) {
@@ -74,14 +86,16 @@
     drop.classList.add("chosen", "busy");
     $("predict-prompt").hidden = true;
     $("predict-file-name").textContent = (file.name || "pasted image") + " · " + bytes(file.size) + " · click the photo to choose another";
-    status("Asking the model…");
-    list.classList.add("stale");
+    status(isCaption ? "Writing a caption…" : "Asking the model…");
+    if (list) list.classList.add("stale");
+    if (isCaption) $("caption-answer").classList.add("stale");
+    const started = performance.now();
 
     const body = new FormData();
     body.append("image", file, file.name || "image.png");
     let response, data = {};
     try {
-      response = await fetch("/api/models/" + modelId + "/predict/", {
+      response = await fetch("/api/models/" + modelId + (isCaption ? "/caption/" : "/predict/"), {
         method: "POST", body, credentials: "same-origin",
         headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
       });
@@ -91,8 +105,13 @@
       return;
     }
     if (mine !== sequence) return; // a newer photo was chosen meanwhile
-    list.classList.remove("stale");
+    if (list) list.classList.remove("stale");
     drop.classList.remove("busy");
+    if (isCaption && response.ok && typeof data.caption === "string") {
+      status("");
+      showCaption(data.caption, started);
+      return;
+    }
     if (response.ok && Array.isArray(data.predictions)) {
       status("");
       showPredictions(data.predictions);
@@ -121,7 +140,77 @@
     if (file) predict(file);
   });
   document.addEventListener("paste", event => {
+    if (event.target instanceof HTMLInputElement && event.target.type === "text") return;
     const item = [...(event.clipboardData ? event.clipboardData.items : [])].find(i => i.kind === "file" && i.type.startsWith("image/"));
     if (item) predict(item.getAsFile());
+  });
+
+  /* ---- the public demo link (caption models) ---- */
+
+  const share = $("share-card");
+  if (!share) return;
+  const shareOn = $("share-on"), shareOff = $("share-off"), shareStatus = $("share-status");
+  const urlBox = $("share-url"), shareButton = $("share-button"), revokeButton = $("share-revoke");
+
+  function shareState(url, message, isError) {
+    shareOn.hidden = !url;
+    shareOff.hidden = Boolean(url);
+    if (url) {
+      urlBox.value = url;
+      $("share-open").href = url;
+    }
+    shareStatus.textContent = message || "";
+    shareStatus.classList.toggle("field-error", Boolean(isError));
+  }
+
+  async function shareCall(method) {
+    let response, data = {};
+    try {
+      response = await fetch("/api/models/" + modelId + "/share/", {
+        method, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+      });
+      data = await response.json().catch(() => ({}));
+    } catch (err) {
+      return { error: "The server did not answer. Check your connection and try again." };
+    }
+    if (response.status === 401 || response.status === 403) return { error: "Your session has ended: reload the page and log in again." };
+    if (!response.ok) return { error: data.detail || "The server refused (error " + response.status + ")." };
+    return { data };
+  }
+
+  shareButton.addEventListener("click", async () => {
+    shareButton.disabled = true;
+    shareStatus.textContent = "Making the link…";
+    const { data, error } = await shareCall("POST");
+    shareButton.disabled = false;
+    if (error) { shareState(null, error, true); return; }
+    shareState(data.url, "The demo is live. Send the link to anyone: it opens this demo and nothing else.");
+    urlBox.focus();
+    urlBox.select();
+  });
+
+  revokeButton.addEventListener("click", async () => {
+    revokeButton.disabled = true;
+    const { error } = await shareCall("DELETE");
+    revokeButton.disabled = false;
+    if (error) { shareStatus.textContent = error; shareStatus.classList.add("field-error"); return; }
+    urlBox.value = "";
+    shareState(null, "Revoked: the old link no longer opens anything. Share again to make a new link.");
+    shareButton.focus();
+  });
+
+  urlBox.addEventListener("focus", () => urlBox.select());
+  $("share-copy").addEventListener("click", async () => {
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(urlBox.value);
+      copied = true;
+    } catch (err) {
+      urlBox.focus();
+      urlBox.select();
+      try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+    }
+    shareStatus.classList.remove("field-error");
+    shareStatus.textContent = copied ? "Copied to the clipboard." : "Press Ctrl+C (or ⌘C) to copy the selected link.";
   });
 })();

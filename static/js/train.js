@@ -1,6 +1,8 @@
 /* The launch form: a dataset, an architecture and Start. The rest is prefilled per architecture
    (image size and colour mode follow the chosen architecture until the user edits them) and
-   sent as JSON to POST /api/jobs/, so the page and API clients share one validation. */
+   sent as JSON to POST /api/jobs/, so the page and API clients share one validation.
+   Transfer and feature architectures add a backbone (built-in, uploaded or a trained
+   classifier), its weights and the mode; their input size and colours come from the backbone. */
 (function () {
   "use strict";
   const { el } = window.VL;
@@ -41,9 +43,18 @@
   const errorBox = $("form-errors");
   const errorList = $("form-error-list");
 
+  const backboneSelect = $("f-backbone");
+  const weightsSelect = $("f-weights");
+  const modeSelect = $("f-mode");
+  const learningRate = $("f-learning_rate");
+  const LEARNING_RATE = learningRate.value;
+  const FINETUNE_RATE = "0.00001"; // large steps would wreck the pretrained weights
+
   /* Fields the user changed by hand keep their value when the architecture changes. */
   const edited = new Set();
-  [imageSize, colorMode].forEach(input => input.addEventListener("input", () => edited.add(input.name)));
+  [imageSize, colorMode, learningRate].forEach(input => input.addEventListener("input", () => edited.add(input.name)));
+  let userBackbone = null; // the backbone chosen by hand (or in the link); presets show theirs without forgetting it
+  backboneSelect.addEventListener("change", () => { userBackbone = backboneSelect.value; });
 
   function chosenArch() {
     return archRadios.find(r => r.checked) || null;
@@ -62,6 +73,59 @@
     imageSize.min = arch.dataset.minSize;
     $("image-size-help").textContent = arch.dataset.title + " takes " + arch.dataset.imageSize +
       " px by default and at least " + arch.dataset.minSize + " px. Every image is resized to this square.";
+  }
+
+  function usesBackbone(arch) {
+    return Boolean(arch) && arch.dataset.family !== "scratch";
+  }
+
+  function backboneOption() {
+    return backboneSelect.selectedOptions[0] || null;
+  }
+
+  function backboneTitle(option) {
+    return option ? option.textContent.trim().split(" · ")[0].split(" (")[0] : "";
+  }
+
+  /* Show the backbone, weights and mode that the chosen architecture takes, and nothing else. */
+  function applyBackbone() {
+    const arch = chosenArch();
+    const on = usesBackbone(arch);
+    $("backbone-panel").hidden = !on;
+    $("input-fields").hidden = on;
+    $("input-from-backbone").hidden = !on;
+    if (!on) {
+      if (!edited.has("learning_rate")) learningRate.value = LEARNING_RATE;
+      return;
+    }
+    const fixed = arch.dataset.fixedBackbone === "1";
+    backboneSelect.value = fixed || !userBackbone ? arch.dataset.defaultBackbone : userBackbone;
+    const option = backboneOption();
+    $("backbone-field").hidden = fixed;
+    const fixedLine = $("backbone-fixed");
+    fixedLine.hidden = !fixed;
+    if (fixed) {
+      fixedLine.replaceChildren(el("strong", {}, arch.dataset.title), " always uses ", el("strong", {}, option ? option.textContent.trim() : arch.dataset.defaultBackbone),
+        ". For another backbone (one you uploaded, or a classifier you trained), choose Transfer learning (any backbone).");
+    }
+    $("backbone-help").textContent = option ? option.dataset.description : "";
+    $("weights-field").hidden = !option || option.dataset.weights !== "1";
+    const transfer = arch.dataset.family === "transfer";
+    $("mode-field").hidden = !transfer;
+    const keras = !option || option.dataset.keras === "1";
+    const finetune = modeSelect.querySelector('option[value="finetune"]');
+    finetune.disabled = !keras;
+    if (!keras && modeSelect.value === "finetune") modeSelect.value = "extract";
+    $("mode-help").textContent = !keras
+      ? "A TensorFlow Lite backbone is frozen, so it cannot be fine-tuned: the head trains on its cached features."
+      : modeSelect.value === "finetune"
+        ? "Slower: the photos go through the backbone on every epoch, and its last block learns too, with a small learning rate."
+        : "Fast: the backbone runs once over the photos (or its cached features are reused), then only the head trains.";
+    if (!edited.has("learning_rate")) learningRate.value = transfer && modeSelect.value === "finetune" ? FINETUNE_RATE : LEARNING_RATE;
+    if (option) {
+      $("input-from-backbone").textContent = "Every photo is resized to " + option.dataset.size + "×" + option.dataset.size + " px, " +
+        (option.dataset.channels === "1" ? "grayscale" : "colour") + ": the size and colours the backbone reads.";
+    }
   }
 
   function number(input) {
@@ -86,8 +150,12 @@
       Number($("f-augment_rotation").value) > 0 ? "rotation " + $("f-augment_rotation").value : null,
       Number($("f-augment_zoom").value) > 0 ? "zoom " + $("f-augment_zoom").value : null].filter(Boolean);
     const queue = $("f-queue").selectedOptions[0].value;
+    const arch = chosenArch(), dataset = chosenDataset();
+    const option = backboneOption();
+    const onBackbone = usesBackbone(arch) && option;
     const parts = [
-      (imageSize.value ? imageSize.value + " px " : "default size, ") + mode,
+      onBackbone ? backboneTitle(option) + (arch.dataset.family === "transfer" ? " (" + modeSelect.value + ")" : "")
+        : (imageSize.value ? imageSize.value + " px " : "default size, ") + mode,
       $("f-epochs").value + " epochs", "batch " + $("f-batch_size").value,
       $("f-optimizer").selectedOptions[0].textContent + " at " + $("f-learning_rate").value,
       augment.length ? "augment: " + augment.join(", ") : "no augmentation",
@@ -95,7 +163,6 @@
       "seed " + $("f-seed").value, queue === "auto" ? "CPU or GPU" : queue.toUpperCase(),
     ].filter(Boolean);
     $("advanced-summary").textContent = parts.join(" · ");
-    const arch = chosenArch(), dataset = chosenDataset();
     const line = $("run-summary");
     if (!arch || !dataset) {
       line.textContent = !arch && !dataset ? "Choose a dataset and an architecture."
@@ -184,8 +251,17 @@
     } else {
       params.early_stopping = null;
     }
-    const body = { kind: "train", queue: $("f-queue").value, params };
     const dataset = chosenDataset(), arch = chosenArch();
+    if (usesBackbone(arch)) {
+      // The backbone decides the input: the server takes its size and colours.
+      delete params.image_size;
+      delete params.color_mode;
+      const option = backboneOption();
+      if (arch.dataset.fixedBackbone !== "1" && option) params.backbone = option.value;
+      if (option && option.dataset.weights === "1") params.weights = weightsSelect.value;
+      if (arch.dataset.family === "transfer") params.mode = modeSelect.value;
+    }
+    const body = { kind: "train", queue: $("f-queue").value, params };
     body.dataset = dataset ? Number(dataset.value) : null;
     if (arch) body.architecture = arch.value;
     return { body, missing };
@@ -241,12 +317,19 @@
 
   /* ---- wiring ---- */
 
-  const wanted = new URLSearchParams(window.location.search).get("architecture");
+  const query = new URLSearchParams(window.location.search);
+  const wanted = query.get("architecture");
   const preset = archRadios.find(r => r.value === wanted);
   if (preset) preset.checked = true;
+  const wantedBackbone = query.get("backbone");
+  if (wantedBackbone && [...backboneSelect.options].some(o => o.value === wantedBackbone)) {
+    backboneSelect.value = wantedBackbone;
+    userBackbone = wantedBackbone;
+  }
 
   archRadios.forEach(r => r.addEventListener("change", () => {
     applyArchitectureDefaults();
+    applyBackbone();
     const slot = form.querySelector('[data-error-for="architecture"]');
     if (!slot.hidden) { slot.hidden = true; slot.closest(".field").classList.remove("has-error"); }
     summarize();
@@ -258,12 +341,19 @@
     summarize();
   });
   earlyOn.addEventListener("change", () => { patience.disabled = !earlyOn.checked; summarize(); });
+  [backboneSelect, modeSelect].forEach(select => select.addEventListener("change", () => {
+    applyBackbone();
+    const slot = form.querySelector('[data-error-for="' + select.name + '"]');
+    if (!slot.hidden) { slot.hidden = true; slot.closest(".field").classList.remove("has-error"); }
+    summarize();
+  }));
   form.addEventListener("input", summarize);
   form.addEventListener("change", summarize);
   form.addEventListener("submit", submit);
 
   imageSize.placeholder = "the architecture's default";
   applyArchitectureDefaults();
+  applyBackbone();
   describeDataset();
   summarize();
 })();

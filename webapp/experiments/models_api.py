@@ -37,12 +37,17 @@ def ask_or_503(task: str, *args):
 
 class TrainedModelSerializer(serializers.ModelSerializer):
     share_url = serializers.SerializerMethodField()
+    backbone = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainedModel
         fields = ["id", "name", "task", "architecture", "class_names", "image_size", "channels", "test_accuracy",
                   "backbone", "trained_on", "size_bytes", "job", "dataset", "created_at", "share_url"]
         read_only_fields = fields
+
+    def get_backbone(self, model: TrainedModel) -> dict:
+        """The backbone the model reads, without where its file sits on the server."""
+        return {key: value for key, value in model.backbone.items() if key != "source"}
 
     def get_share_url(self, model: TrainedModel) -> str | None:
         link = getattr(model, "share_link", None)

@@ -50,6 +50,7 @@ def train_page(request):
     """The launch form; it posts JSON to /api/jobs/ so the page and scripts share one validation."""
     from jobs.ml.zoo import ARCHITECTURES
     from webapp.datasets.models import Dataset
+    from webapp.experiments.model_pages import backbone_groups
 
     datasets = Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY,
                                       kind=Dataset.Kind.CLASSIFICATION)
@@ -57,16 +58,34 @@ def train_page(request):
         "datasets": datasets,
         "architectures": ARCHITECTURES.values(),
         "selected_dataset": request.GET.get("dataset", ""),
+        "backbone_groups": backbone_groups(request.user),
+        "selected_backbone": request.GET.get("backbone", ""),
+        "selected_weights": request.GET.get("weights", "") or "imagenet",
         "queue_problem": redis_problem(),
     })
 
 
 @login_required
 def model_page(request, model_id: int):
+    from webapp.demos.models import ShareLink
+    from webapp.experiments.model_pages import backbone_facts
     from webapp.experiments.models import TrainedModel
 
-    model = get_object_or_404(TrainedModel, id=model_id, owner=request.user)
-    return render(request, "experiments/model.html", {"model": model})
+    model = get_object_or_404(TrainedModel.objects.select_related("job", "dataset"), id=model_id, owner=request.user)
+    link = ShareLink.objects.filter(model=model).first()
+    result = model.job.result or {}
+    caption = {}
+    if model.task == TrainedModel.Task.CAPTION:
+        bleu = result.get("bleu") or {}
+        caption = {key: result.get(key) for key in ("vocab_size", "max_length", "beam_width", "tokenisation")}
+        caption["bleu4"] = (bleu.get("greedy") or {}).get("bleu4", result.get("bleu4"))
+        caption["beam_bleu4"] = (bleu.get("beam") or {}).get("bleu4")
+    return render(request, "experiments/model.html", {
+        "model": model,
+        "backbone": backbone_facts(model),
+        "caption": caption,
+        "share_url": request.build_absolute_uri(f"/demo/{link.token}/") if link else "",
+    })
 
 
 @login_required
