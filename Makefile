@@ -69,6 +69,7 @@ bench: install system-deps
 	$(PY) bench/job_roundtrip.py
 	$(PY) bench/ingest.py
 	$(PY) bench/overhead.py
+	$(PY) bench/features.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -37,20 +37,26 @@ from bench.ingest import upload  # noqa: E402
 from bench.stack import call, start_stack  # noqa: E402
 
 
-def matmul_peak(dtype: str, seconds: float = 3.0, n: int = 2048) -> float:
-    """GFLOP/s of repeated n x n matrix products in `dtype` on every core TensorFlow uses."""
+def matmul_peak(dtype: str, seconds: float = 2.0) -> float:
+    """GFLOP/s of the fastest n x n matrix product in `dtype` (n = 2048 and 4096), on every core TensorFlow uses.
+
+    The best single call, not the average: the peak is what the hardware can do when nothing
+    else runs, the yardstick for how much of it a pipeline gets.
+    """
     import tensorflow as tf
 
-    a = tf.random.uniform((n, n), dtype=tf.float32)
-    a = tf.cast(a, dtype)
-    b = tf.cast(tf.random.uniform((n, n), dtype=tf.float32), dtype)
-    product = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y), tf.float32)))
-    product(a, b).numpy()  # trace and warm up
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        product(a, b).numpy()
-        count += 1
-    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for n in (2048, 4096):
+        a = tf.cast(tf.random.uniform((n, n), dtype=tf.float32), dtype)
+        b = tf.cast(tf.random.uniform((n, n), dtype=tf.float32), dtype)
+        product = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y), tf.float32)))
+        product(a, b).numpy()  # trace and warm up
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            product(a, b).numpy()
+            best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def backbone_flops_per_image(name: str) -> float:
