@@ -53,7 +53,7 @@ def train_captioner(job, reporter) -> dict:
                        name=f"Captions of {dataset.name}", architecture="merge", class_names=[],
                        image_size=backbone.image_size, channels=backbone.channels, test_accuracy=None,
                        backbone=backbone.to_dict(),
-                       trained_on=f"{count:,} photos with {dataset.num_captions:,} human-written captions "
+                       trained_on=f"{count:,} photos with {dataset.num_captions:,} written captions "
                                   f"({dataset.name})")
     item_ids = dict(dataset.items.values_list("path", "id"))
     greedy = result.bleu["greedy"]

@@ -215,7 +215,7 @@ def test_a_caption_model_is_trained_from_the_browser_and_shared_as_a_demo_until_
         expect(demo.get_by_role("heading", level=1)).to_have_text("Describe a photo")
         assert demo.locator(".mainnav, .usermenu, a[href*='login'], a[href*='/jobs/']").count() == 0
         expect(demo.locator("body")).not_to_contain_text(re.compile(r"\bmodel\b|inference|token", re.I))
-        expect(demo.locator("#demo-about")).to_contain_text("human-written captions")
+        expect(demo.locator("#demo-about")).to_contain_text("written captions")
         expect(demo.locator("#demo-camera-button")).to_be_hidden()  # no camera to point on a computer
         caption = demo.get_by_test_id("demo-caption")
         demo.get_by_test_id("demo-input").set_input_files(
