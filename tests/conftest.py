@@ -118,6 +118,19 @@ def _forget_live_job_state():
         pass
 
 
+@pytest.fixture
+def digits(worker, alice_api):
+    """scikit-learn's 1,797 handwritten digits, ingested through the API (the offline built-in)."""
+    dataset = alice_api.post("/api/datasets/reference/", {"name": "digits"}, format="json").json()
+
+    def ready():
+        data = alice_api.get(f"/api/datasets/{dataset['id']}/").json()
+        assert data["status"] != "failed", data["error"]
+        return data if data["status"] == "ready" else None
+
+    return wait_for(ready, timeout=120, what="the digits dataset")
+
+
 # The browser tests' fixtures (one session chromium, a page per test), registered once here
 # so that several test modules share the same browser.
 from tests.browser_fixtures import browser, page  # noqa: E402, F401

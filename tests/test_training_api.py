@@ -20,19 +20,6 @@ from webapp.experiments.models import Job, JobMetric
 pytestmark = pytest.mark.worker
 
 
-@pytest.fixture
-def digits(worker, alice_api):
-    """scikit-learn's 1,797 handwritten digits, ingested through the API (the offline built-in)."""
-    dataset = alice_api.post("/api/datasets/reference/", {"name": "digits"}, format="json").json()
-
-    def ready():
-        data = alice_api.get(f"/api/datasets/{dataset['id']}/").json()
-        assert data["status"] != "failed", data["error"]
-        return data if data["status"] == "ready" else None
-
-    return wait_for(ready, timeout=120, what="the digits dataset")
-
-
 def launch(client, dataset_id: int, queue: str = "cpu", **params) -> dict:
     body = {"kind": "train", "dataset": dataset_id, "architecture": params.pop("architecture", "lenet5"),
             "queue": queue, "params": {"epochs": 10, "batch_size": 16, "optimizer": "adam", "learning_rate": 0.005,

@@ -14,22 +14,10 @@ import pytest
 
 from tests.api_helpers import launch, upload_backbone
 from tests.backbone_files import pixels_backbone, pixels_backbone_tflite
-from tests.conftest import wait_for, wait_for_job
+from tests.conftest import wait_for_job
 from tests.test_training_api import digit_png
 
 pytestmark = pytest.mark.worker
-
-
-@pytest.fixture
-def digits(worker, alice_api):
-    dataset = alice_api.post("/api/datasets/reference/", {"name": "digits"}, format="json").json()
-
-    def ready():
-        data = alice_api.get(f"/api/datasets/{dataset['id']}/").json()
-        assert data["status"] != "failed", data["error"]
-        return data if data["status"] == "ready" else None
-
-    return wait_for(ready, timeout=120, what="the digits dataset")
 
 
 def test_a_head_and_a_logistic_regression_learn_from_one_set_of_cached_features(digits, alice_api, bob_api,

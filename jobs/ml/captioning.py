@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow as tf
 
 from jobs.ml import zoo
-from jobs.ml.artifacts import write_atomically, write_json
+from jobs.ml.artifacts import EMBEDDED_METADATA, METADATA_FILE, MODEL_FILE, save_model
 from jobs.ml.bleu import corpus_bleu
 from jobs.ml.datasets.captions import clean_caption
-from jobs.ml.progress import ProgressSink, format_duration
+from jobs.ml.progress import Countdown, ProgressSink
 from jobs.ml.training import device_plan
 
 PAD, START, END = "<pad>", "startseq", "endseq"
@@ -51,8 +51,6 @@ TOKENISATION = ("clean_caption (lowercase; apostrophes dropped, other punctuatio
                 "from scoring; references keep words outside the vocabulary")
 
 ARCHITECTURE = "merge"
-MODEL_FILE, METADATA_FILE = "model.keras", "metadata.json"
-EMBEDDED_METADATA = "visionlab.json"  # the same metadata inside the .keras archive
 
 # Shares of the job's progress bar: preparing, the epochs, greedy scoring, beam scoring, saving.
 TRAIN_START, TRAIN_END, GREEDY_END, BEAM_END = 0.02, 0.85, 0.89, 0.97
@@ -541,7 +539,7 @@ class _CaptionCallback(keras.callbacks.Callback):
         self.stopped_early = False
         self.fraction = TRAIN_START
         self.epoch = 0
-        self.first_batch_done: float | None = None
+        self.countdown = Countdown(config.epochs * steps)
 
     def _report(self, fraction: float, message: str) -> None:
         self.fraction = max(self.fraction, min(fraction, TRAIN_END))
@@ -550,22 +548,12 @@ class _CaptionCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def _time_left(self, done: int) -> str:
-        """An estimate from this run's pace, leaving out the first batch (tracing)."""
-        if self.first_batch_done is None:
-            self.first_batch_done = time.perf_counter()
-            return ""
-        if done < 3:
-            return ""
-        per_batch = (time.perf_counter() - self.first_batch_done) / (done - 1)
-        return f" · about {format_duration(per_batch * (self.config.epochs * self.steps - done))} left"
-
     def on_train_batch_end(self, batch, logs=None):
         epochs = self.config.epochs
         done = self.epoch * self.steps + batch + 1
         fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * done / (epochs * self.steps)
         self._report(fraction, f"Epoch {self.epoch + 1}/{epochs} · batch {batch + 1}/{self.steps}"
-                               f"{self._time_left(done)}")
+                               f"{self.countdown(done)}")
 
     def on_test_batch_end(self, batch, logs=None):
         self._report(self.fraction, f"Epoch {self.epoch + 1}/{self.config.epochs} · "
@@ -594,21 +582,6 @@ def _references(captions: Mapping[str, Sequence[str]], keys: Sequence[str]) -> l
         cleaned = [clean_caption(c).split() for c in captions[key]]
         refs.append([r for r in cleaned if r] or [[]])
     return refs
-
-
-def _save(model: keras.Model, workdir: Path, metadata: dict) -> Path:
-    """`model.keras` without the optimizer state, its metadata inside it and beside it, both atomic."""
-    path = workdir / MODEL_FILE
-    plain = keras.Model(model.inputs, model.outputs[0], name=model.name)  # same layers, never compiled
-
-    def save(target):
-        plain.save(target)
-        with zipfile.ZipFile(target, "a") as archive:
-            archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=1))
-
-    write_atomically(path, save)
-    write_json(workdir / METADATA_FILE, metadata)
-    return path
 
 
 def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str]],
@@ -688,7 +661,7 @@ def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str
         "beam_width": config.beam_width, "config": asdict(config),
         "input": "image feature vectors of feature_dim values and word indices, right-padded with 0",
     }
-    model_path = _save(model, workdir, saved)
+    model_path = save_model(model, workdir, saved)
     sink.progress(1.0, "Done")
     return CaptionResult(
         history=callback.history, best_epoch=callback.best_epoch or len(callback.history), bleu=bleu,

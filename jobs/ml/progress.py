@@ -6,6 +6,7 @@ or a test passes `NullSink` or its own recorder.
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 
@@ -19,6 +20,27 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     hours, rest = divmod(seconds, 3600)
     return f"{hours} h {rest // 60} min"
+
+
+class Countdown:
+    """" · about 2 min left" from the pace so far, for a loop of `total` steps.
+
+    The first step is left out of the pace: it pays for tracing and for filling caches.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self._first_done: float | None = None
+
+    def __call__(self, done: int) -> str:
+        """The suffix for a progress message after `done` steps; "" until there is a pace to go by."""
+        if self._first_done is None:
+            self._first_done = time.perf_counter()
+            return ""
+        if done < 3:
+            return ""
+        per_step = (time.perf_counter() - self._first_done) / (done - 1)
+        return f" · about {format_duration(per_step * (self.total - done))} left"
 
 
 class JobCancelled(Exception):

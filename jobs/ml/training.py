@@ -16,7 +16,6 @@ import json
 import math
 import shutil
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from jobs.ml import devices, zoo
-from jobs.ml.artifacts import write_atomically, write_json
+from jobs.ml.artifacts import save_model, write_atomically, write_json
 from jobs.ml.evaluation import classification_report
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
-from jobs.ml.progress import ProgressSink, format_duration
+from jobs.ml.progress import Countdown, ProgressSink
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -37,8 +36,6 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 TRAIN_START, TRAIN_END, EVAL_END = 0.02, 0.95, 0.98
 
 # Files in the working folder.
-MODEL_FILE, METADATA_FILE = "model.keras", "metadata.json"
-EMBEDDED_METADATA = "visionlab.json"  # the same metadata inside the .keras archive
 CHECKPOINT_FILE, STATE_FILE, BEST_WEIGHTS_FILE = "checkpoint.keras", "state.json", "best.weights.npz"
 CACHE_DIR = "cache"
 
@@ -275,24 +272,12 @@ class JobCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.initial_epoch = self.epoch = len(self.history)
-        self.first_batch_done: float | None = None
+        self.countdown = Countdown((self.config.epochs - self.initial_epoch) * self.steps)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch  # 0-based, counting the epochs of earlier runs
         self.epoch_started = time.perf_counter()
         self.epoch_train_seconds = 0.0
-
-    def _time_left(self, epoch: int, batch: int) -> str:
-        """An estimate from this run's pace, leaving out the first batch (tracing, cache filling)."""
-        done = (epoch - self.initial_epoch) * self.steps + batch + 1
-        total = (self.config.epochs - self.initial_epoch) * self.steps
-        if self.first_batch_done is None:
-            self.first_batch_done = time.perf_counter()
-            return ""
-        if done < 3:
-            return ""
-        per_batch = (time.perf_counter() - self.first_batch_done) / (done - 1)
-        return f" · about {format_duration(per_batch * (total - done))} left"
 
     def on_train_batch_end(self, batch, logs=None):
         batch = min(batch, self.steps - 1)  # with several batches per call, the last call may overshoot
@@ -300,7 +285,7 @@ class JobCallback(keras.callbacks.Callback):
         epochs = self.config.epochs
         fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * (self.epoch + (batch + 1) / self.steps) / epochs
         self._report(fraction, f"Epoch {self.epoch + 1}/{epochs} · batch {batch + 1}/{self.steps}"
-                               f"{self._time_left(self.epoch, batch)}")
+                               f"{self.countdown((self.epoch - self.initial_epoch) * self.steps + batch + 1)}")
 
     def on_test_batch_end(self, batch, logs=None):
         # Validation inside fit: nothing to add to the bar, but a cancel must not wait for it.
@@ -377,29 +362,13 @@ def _evaluate(model: keras.Model, items: list[tuple[str, int]], class_names: lis
 
 
 def _save_for_use(model: keras.Model, workdir: Path, config: TrainConfig, class_names: list[str]) -> Path:
-    """`model.keras` without the optimizer state (a third of the size with Adam), and its metadata.
-
-    The metadata (label map, input size and colour mode) is written beside the model and also
-    into the .keras archive as `visionlab.json`, so a downloaded file is self-describing;
-    Keras ignores the extra member when loading.
-    """
-    path = workdir / MODEL_FILE
-    plain = keras.Model(model.inputs[0], model.outputs[0], name=model.name)  # same layers, never compiled
+    """`model.keras` and its metadata: the label map, input size and colour mode it needs."""
     mode = "L" if config.channels == 1 else "RGB"
-    metadata = {
+    return save_model(model, workdir, {
         "class_names": class_names, "image_size": config.image_size, "channels": config.channels,
         "architecture": config.architecture,
         "input": f"{mode} pixels 0..255 resized to {config.image_size}x{config.image_size}",
-    }
-
-    def save(target):
-        plain.save(target)
-        with zipfile.ZipFile(target, "a") as archive:
-            archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=2))
-
-    write_atomically(path, save)
-    write_json(workdir / METADATA_FILE, metadata)
-    return path
+    })
 
 
 # --- the job ------------------------------------------------------------------------------------

@@ -27,12 +27,10 @@ Keras model: then `model.keras` is the head alone, and the metadata's "backbone"
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shutil
 import time
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +39,7 @@ import keras
 import numpy as np
 
 from jobs.ml import devices, zoo
-from jobs.ml.artifacts import write_atomically, write_json
+from jobs.ml.artifacts import save_model
 from jobs.ml.backbones import Backbone, keras_feature_model
 from jobs.ml.evaluation import classification_report
 from jobs.ml.features import FeatureSet
@@ -49,10 +47,7 @@ from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
 from jobs.ml.progress import ProgressSink
 from jobs.ml.training import (
     CACHE_DIR,
-    EMBEDDED_METADATA,
     EVAL_END,
-    METADATA_FILE,
-    MODEL_FILE,
     OPTIMIZERS,
     TRAIN_END,
     TRAIN_START,
@@ -238,22 +233,6 @@ def _metadata(class_names: Sequence[str], backbone: Backbone, architecture: str,
     }
 
 
-def _save(model: keras.Model, workdir: Path, metadata: dict) -> Path:
-    """`model.keras` without optimizer state, with `visionlab.json` inside, and `metadata.json` beside it
-    (as `jobs.ml.training` saves its classifiers)."""
-    path = workdir / MODEL_FILE
-    plain = keras.Model(model.inputs[0], model.outputs[0], name=model.name)  # same layers, never compiled
-
-    def save(target):
-        plain.save(target)
-        with zipfile.ZipFile(target, "a") as archive:
-            archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=2))
-
-    write_atomically(path, save)
-    write_json(workdir / METADATA_FILE, metadata)
-    return path
-
-
 def _for_use(backbone: Backbone, layers: list, name: str) -> tuple[keras.Model, dict]:
     """(the model to save: whole for Keras backbones, the head alone for TFLite, its summary)."""
     if backbone.kind == "tflite":
@@ -380,7 +359,7 @@ def _train_extract(train, val, test, class_names, backbone, features, config, wo
     scores = classification_report(y_eval, probabilities, class_names, [path for path, _ in eval_items])
     sink.progress(EVAL_END, "Saving the model")
     model, summary = _for_use(backbone, layers, config.architecture)
-    model_path = _save(model, workdir, _metadata(class_names, backbone, config.architecture, "extract"))
+    model_path = save_model(model, workdir, _metadata(class_names, backbone, config.architecture, "extract"))
     history = callback.history
     return _result(history, callback.best_epoch or len(history), scores, class_names, model_path, summary, device,
                    round(callback.images / callback.train_seconds, 1) if callback.train_seconds else 0.0, started,
@@ -466,7 +445,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
             model.set_weights(trained.get_weights())
         metadata = _metadata(class_names, backbone, config.architecture, "finetune", trainable_layers=trainable,
                              warm_start_epochs=warm_epochs)
-        model_path = _save(model, workdir, metadata)
+        model_path = save_model(model, workdir, metadata)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         shutil.rmtree(cache_dir, ignore_errors=True)
@@ -596,7 +575,7 @@ def train_logreg(train: list[tuple[str, int]], val: list[tuple[str, int]], test:
     saved, summary = _for_use(backbone, [dense], architecture)
     dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     metadata = _metadata(class_names, backbone, architecture, "logreg", C=C, iterations=iterations)
-    model_path = _save(saved, workdir, metadata)
+    model_path = save_model(saved, workdir, metadata)
     sink.progress(1.0, "Done")
     return _result([{"epoch": 1, **metrics}], 1, scores, class_names, model_path, summary, device,
                    round(len(train) / fit_seconds, 1) if fit_seconds else 0.0, started,
