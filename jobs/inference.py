@@ -72,7 +72,10 @@ def caption(model_id: int, image_b64: str, beam_width: int = 1) -> dict:
     model_file = model_dir / "model.keras"
     if not model_file.exists():
         return {"error": "The model's file is missing on the server."}
-    captioner, backbone, extractor = _captioner(str(model_dir), model_file.stat().st_mtime)
+    try:
+        captioner, backbone, extractor = _captioner(str(model_dir), model_file.stat().st_mtime)
+    except (OSError, ValueError, KeyError) as exc:  # a damaged model folder, a backbone file gone
+        return {"error": f"This model cannot be loaded on the server ({exc})."}
     try:
         pixels = read_image(base64.b64decode(image_b64), backbone.image_size, backbone.channels,
                             settings.INGEST_MAX_PIXELS)
