@@ -74,8 +74,8 @@ def caption(model_id: int, image_b64: str, beam_width: int = 1) -> dict:
         return {"error": "The model's file is missing on the server."}
     try:
         captioner, backbone, extractor = _captioner(str(model_dir), model_file.stat().st_mtime)
-    except (OSError, ValueError, KeyError) as exc:  # a damaged model folder, a backbone file gone
-        return {"error": f"This model cannot be loaded on the server ({exc})."}
+    except (OSError, ValueError, KeyError):  # a damaged model folder, a backbone file gone
+        return {"error": "This model cannot be loaded on the server: its files are damaged or missing."}
     try:
         pixels = read_image(base64.b64decode(image_b64), backbone.image_size, backbone.channels,
                             settings.INGEST_MAX_PIXELS)
