@@ -172,3 +172,22 @@ def test_an_uploaded_backbone_is_checked_owned_and_deleted_with_its_file(worker,
     assert folder.is_dir()
     assert alice_api.delete(f"/api/backbones/{backbone['id']}/").status_code == 204
     assert not folder.exists()
+
+
+def test_a_caption_model_whose_files_are_damaged_answers_with_a_sentence(worker, alice, alice_api):
+    from django.utils import timezone
+
+    from webapp.experiments.models import Job
+
+    job = Job.objects.create(owner=alice, kind=Job.Kind.TRAIN_CAPTIONER, status=Job.Status.SUCCEEDED,
+                             finished_at=timezone.now())
+    model = TrainedModel.objects.create(owner=alice, job=job, task=TrainedModel.Task.CAPTION, name="broken",
+                                        architecture="merge", image_size=32, channels=3)
+    model.directory.mkdir(parents=True, exist_ok=True)
+    model.file_path.write_bytes(b"not a keras archive")
+    (model.directory / "metadata.json").write_text("{}")
+
+    answer = alice_api.post(f"/api/models/{model.id}/caption/", {"image": io.BytesIO(b"x")}, format="multipart")
+
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "This model cannot be loaded on the server: its files are damaged or missing."
