@@ -9,8 +9,10 @@ extracted; the transfer model must predict on an uploaded photo like any classif
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.api_helpers import launch, upload_backbone
 from tests.backbone_files import pixels_backbone, pixels_backbone_tflite
@@ -59,6 +61,13 @@ def test_a_head_and_a_logistic_regression_learn_from_one_set_of_cached_features(
     assert again["status"] == "succeeded", again["error"]
     assert again["result"]["features"]["feature_dim"] == 256
     assert again["result"]["test_accuracy"] >= 0.85
+
+    # Features are derived from the images: deleting the dataset deletes them too.
+    cache = Path(settings.DATA_DIR) / "features" / head["result"]["features"]["cache"]
+    assert cache.is_dir()
+    assert alice_api.delete(f"/api/datasets/{digits['id']}/").status_code == 204
+    assert not cache.exists()
+    assert not (cache.parent / again["result"]["features"]["cache"]).exists()
 
 
 def test_a_tflite_backbone_extracts_features_and_serves_a_transfer_model(digits, alice_api, tmp_path):

@@ -369,6 +369,25 @@ class FeatureStore:
             raise OSError(f"The features stored in {final} could not be read back.")
         return stored, False
 
+    def remove_content(self, content_hash: str) -> int:
+        """Delete every feature set computed from images with this content hash; returns how many.
+
+        Features are derived from the images, so when the last dataset holding them is deleted
+        they go too. A job still reading a set keeps its open files until it closes them.
+        """
+        removed = 0
+        for directory in self.root.glob("*/") if self.root.is_dir() else ():
+            try:
+                index = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if index.get("meta", {}).get("content_hash") == content_hash:
+                gone = self.root / f"{directory.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(directory, gone)  # one rename: no reader ever sees half a set
+                shutil.rmtree(gone, ignore_errors=True)
+                removed += 1
+        return removed
+
     def _publish(self, partial: Path, final: Path, key: str) -> None:
         """Rename the finished set into place; an older, smaller set is moved aside first and deleted.
 

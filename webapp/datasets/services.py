@@ -153,11 +153,19 @@ def dataset_from_source(owner, source: str, name: str, kind: str) -> Dataset:
 
 
 def delete_dataset(dataset: Dataset) -> None:
-    """Remove the files and the row; jobs that used it keep their records (dataset set to null)."""
+    """Remove the files and the row; jobs that used it keep their records (dataset set to null).
+
+    Cached features of its images go too, unless another dataset holds the same images.
+    """
+    from jobs.ml.features import FeatureStore  # a plain file store: importing it loads no TensorFlow
+
     for job in dataset.jobs.filter(status__in=Job.ACTIVE):
         cancel_job(job.id)
     dataset.remove_files()
+    content_hash = dataset.content_hash
     dataset.delete()
+    if content_hash and not Dataset.objects.filter(content_hash=content_hash).exists():
+        FeatureStore(Path(settings.DATA_DIR) / "features").remove_content(content_hash)
 
 
 def discard_upload(upload: Upload) -> None:
