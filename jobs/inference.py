@@ -16,6 +16,7 @@ from django.conf import settings
 from jobs.celery import app
 
 MODELS_KEPT = 4
+UNLOADABLE = "This model cannot be loaded on the server: its files are damaged or missing."
 
 
 @functools.lru_cache(maxsize=MODELS_KEPT)
@@ -33,7 +34,10 @@ def predict(model_id: int, image_b64: str, top: int = 5) -> dict:
     model_file = model_dir / "model.keras"
     if not model_file.exists():
         return {"error": "The model's file is missing on the server."}
-    model, metadata = _classifier(str(model_dir), model_file.stat().st_mtime)
+    try:
+        model, metadata = _classifier(str(model_dir), model_file.stat().st_mtime)
+    except (OSError, ValueError, KeyError):  # a damaged model folder, a backbone file gone
+        return {"error": UNLOADABLE}
     try:
         predictions = predict_image(model, metadata, base64.b64decode(image_b64), top=top,
                                     max_pixels=settings.INGEST_MAX_PIXELS)
@@ -75,7 +79,7 @@ def caption(model_id: int, image_b64: str, beam_width: int = 1) -> dict:
     try:
         captioner, backbone, extractor = _captioner(str(model_dir), model_file.stat().st_mtime)
     except (OSError, ValueError, KeyError):  # a damaged model folder, a backbone file gone
-        return {"error": "This model cannot be loaded on the server: its files are damaged or missing."}
+        return {"error": UNLOADABLE}
     try:
         pixels = read_image(base64.b64decode(image_b64), backbone.image_size, backbone.channels,
                             settings.INGEST_MAX_PIXELS)
