@@ -35,7 +35,11 @@ def backbone_for(owner, key: str, weights: str = "imagenet"):
             row = Backbone.objects.filter(id=int(ident), owner=owner).first()
             if row is None or not row.file_path.exists():
                 raise UserFacingError(f"The uploaded backbone {key} no longer exists.")
-            return backbones.inspect_file(row.file_path, row.output or None, row.input_size, name=key)
+            # The upload was inspected (layer, input, output shape, hash) once; its row says all of it.
+            return backbones.Backbone(
+                name=key, layer=row.output, weights=f"sha256:{row.sha256}", image_size=row.input_size,
+                channels=row.channels, feature_shape=tuple(row.feature_shape),
+                kind="tflite" if row.format == Backbone.Format.TFLITE else "keras", source=str(row.file_path))
         if kind == "models" and ident.isdigit():
             model = TrainedModel.objects.filter(id=int(ident), owner=owner, task=TrainedModel.Task.CLASSIFY).first()
             if model is None or not model.file_path.exists():

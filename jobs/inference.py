@@ -19,6 +19,25 @@ MODELS_KEPT = 4
 UNLOADABLE = "This model cannot be loaded on the server: its files are damaged or missing."
 
 
+class _Unavailable(Exception):
+    """The model cannot be served; str() is the sentence the person sees."""
+
+
+def _loaded(model_id: int, load):
+    """`load(model_dir, mtime)` for a stored model (cached by the loader per folder and file time).
+
+    A rewritten model.keras has a new mtime, so it is loaded afresh rather than served stale.
+    """
+    model_dir = Path(settings.DATA_DIR) / "models" / str(model_id)
+    model_file = model_dir / "model.keras"
+    if not model_file.exists():
+        raise _Unavailable("The model's file is missing on the server.")
+    try:
+        return load(str(model_dir), model_file.stat().st_mtime)
+    except (OSError, ValueError, KeyError):  # a damaged model folder, a backbone file gone
+        raise _Unavailable(UNLOADABLE) from None
+
+
 @functools.lru_cache(maxsize=MODELS_KEPT)
 def _classifier(model_dir: str, mtime: float):
     from jobs.ml.predict import load_classifier
@@ -30,14 +49,10 @@ def _classifier(model_dir: str, mtime: float):
 def predict(model_id: int, image_b64: str, top: int = 5) -> dict:
     from jobs.ml.predict import BadImage, predict_image
 
-    model_dir = Path(settings.DATA_DIR) / "models" / str(model_id)
-    model_file = model_dir / "model.keras"
-    if not model_file.exists():
-        return {"error": "The model's file is missing on the server."}
     try:
-        model, metadata = _classifier(str(model_dir), model_file.stat().st_mtime)
-    except (OSError, ValueError, KeyError):  # a damaged model folder, a backbone file gone
-        return {"error": UNLOADABLE}
+        model, metadata = _loaded(model_id, _classifier)
+    except _Unavailable as exc:
+        return {"error": str(exc)}
     try:
         predictions = predict_image(model, metadata, base64.b64decode(image_b64), top=top,
                                     max_pixels=settings.INGEST_MAX_PIXELS)
@@ -72,14 +87,10 @@ def caption(model_id: int, image_b64: str, beam_width: int = 1) -> dict:
     """One photo -> one caption: the backbone's features, then greedy (or beam) decoding."""
     from jobs.ml.predict import BadImage, read_image
 
-    model_dir = Path(settings.DATA_DIR) / "models" / str(model_id)
-    model_file = model_dir / "model.keras"
-    if not model_file.exists():
-        return {"error": "The model's file is missing on the server."}
     try:
-        captioner, backbone, extractor = _captioner(str(model_dir), model_file.stat().st_mtime)
-    except (OSError, ValueError, KeyError):  # a damaged model folder, a backbone file gone
-        return {"error": UNLOADABLE}
+        captioner, backbone, extractor = _loaded(model_id, _captioner)
+    except _Unavailable as exc:
+        return {"error": str(exc)}
     try:
         pixels = read_image(base64.b64decode(image_b64), backbone.image_size, backbone.channels,
                             settings.INGEST_MAX_PIXELS)

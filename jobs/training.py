@@ -37,19 +37,6 @@ def _splits(dataset, class_names: list[str]) -> dict[str, list[tuple[str, int]]]
     return splits
 
 
-class _FeaturesByFile:
-    """A FeatureSet (rows keyed by the item's path in the dataset) addressed by image file paths."""
-
-    def __init__(self, features, images_dir: Path):
-        self._features, self._prefix = features, f"{images_dir}/"
-
-    def rows(self, paths):
-        return self._features.rows([str(p).removeprefix(self._prefix) for p in paths])
-
-    def __getattr__(self, name):
-        return getattr(self._features, name)
-
-
 def train(job, reporter) -> dict:
     from jobs.ml.zoo import ARCHITECTURES
 
@@ -117,22 +104,28 @@ def _train_on_backbone(job, dataset, splits, class_names, workdir: Path, reporte
     extra = {"backbone": backbone.to_dict()}
     sink = reporter
     if params.get("mode", "extract") == "extract":  # logreg has no mode: it always reads features
-        cached, reused = dataset_features(dataset, backbone, reporter, end=FEATURES_SHARE,
-                                          batch_size=params["batch_size"])
-        features = _FeaturesByFile(cached, dataset.images_dir)
-        extra["features"] = features_summary(backbone, cached, reused)
+        features, reused = dataset_features(dataset, backbone, reporter, end=FEATURES_SHARE,
+                                            batch_size=params["batch_size"])
+        extra["features"] = features_summary(backbone, features, reused)
         sink = ScaledSink(reporter, FEATURES_SHARE if not reused else 0.02, 1.0)
     train, val, test = splits["train"], splits["val"], splits["test"]
+    # Cached rows are keyed by the item's path inside the dataset; the splits hold file paths.
+    prefix = f"{dataset.images_dir}/"
+
+    def feature_key(path: str) -> str:
+        return path.removeprefix(prefix)
+
     if params["architecture"] == "logreg":
         return train_logreg(train, val, test, class_names, backbone, features, workdir, sink,
-                            seed=params["seed"]), extra
+                            seed=params["seed"], feature_key=feature_key), extra
     config = TransferConfig(
         mode=params["mode"], epochs=params["epochs"], batch_size=params["batch_size"],
         learning_rate=params["learning_rate"], optimizer=params["optimizer"], augment_flip=params["augment_flip"],
         augment_rotation=params["augment_rotation"], augment_zoom=params["augment_zoom"],
         early_stopping_patience=params.get("early_stopping"), seed=params["seed"], architecture=params["architecture"],
     )
-    return train_transfer(train, val, test, class_names, backbone, features, config, workdir, sink), extra
+    return train_transfer(train, val, test, class_names, backbone, features, config, workdir, sink,
+                          feature_key=feature_key), extra
 
 
 def keep_model(job, workdir: Path, dataset, **fields) -> TrainedModel:

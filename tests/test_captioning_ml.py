@@ -42,6 +42,7 @@ from jobs.ml.captioning import (
 )
 from jobs.ml.datasets.synthetic import make_shapes_captions_zip
 from jobs.ml.progress import JobCancelled
+from tests.sinks import RecordingSink
 
 # Keras 3's own .keras writer converts variables with np.array(); NumPy 2 flags that. Not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -53,27 +54,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # little redundancy, and at 0.5 eight epochs leave the model well short of what it can learn.
 SMALL = CaptionConfig(epochs=8, batch_size=256, learning_rate=5e-3, embedding_dim=64, units=64, dropout=0.2,
                       beam_width=3, early_stopping_patience=3, seed=0)
-
-
-class RecordingSink:
-    def __init__(self, cancel_on: str | None = None):
-        self.fractions: list[float] = []
-        self.messages: list[str] = []
-        self.epochs: list[tuple[int, dict]] = []
-        self.device: str | None = None
-        self.cancel_on = cancel_on
-
-    def progress(self, fraction, message=""):
-        self.fractions.append(fraction)
-        self.messages.append(message)
-        if self.cancel_on is not None and self.cancel_on in message:
-            raise JobCancelled()
-
-    def epoch_end(self, epoch, metrics):
-        self.epochs.append((epoch, metrics))
-
-    def set_device(self, device):
-        self.device = device
 
 
 # --- data -----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ demo link must work without login, reach nothing but its model, and die when rev
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def test_a_caption_model_beats_the_baseline_reuses_features_and_its_demo_is_shar
     losses = [m["loss"] for m in job["metrics"]]
     assert losses[-1] < losses[0] * 0.7
     baseline = result["bleu"]["baseline"]["bleu4"]
+    print("BLEU", json.dumps(result["bleu"]), "baseline caption:", result["baseline_caption"])  # shown with -s
     assert result["bleu4"] == result["bleu"]["greedy"]["bleu4"]
     assert result["bleu4"] > baseline + 0.1, (result["bleu"], result["baseline_caption"])
     assert result["bleu"]["beam"]["bleu4"] > baseline + 0.1
@@ -137,7 +139,6 @@ def test_the_demo_endpoint_is_rate_limited_per_client_and_caps_the_photo_size(al
     assert "wait" in answers[3].json()["detail"] and answers[3]["Retry-After"] == "60"
     assert other.post(f"/demo/{link.token}/caption/", {"image": io.BytesIO(b"x" * 2000)},
                       format="multipart").status_code == 413  # another client has its own allowance
-    assert settings.DEMO_MAX_BYTES < settings.PREDICT_MAX_BYTES
 
 
 def test_an_uploaded_backbone_is_checked_owned_and_deleted_with_its_file(worker, alice, bob, alice_api, bob_api,

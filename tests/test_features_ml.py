@@ -16,36 +16,13 @@ from PIL import Image, ImageDraw
 from jobs.ml.backbones import builtin, inspect_file
 from jobs.ml.features import FeatureStore, MissingFeatures, extract, pick_precision
 from jobs.ml.progress import JobCancelled
+from tests.sinks import RecordingSink
 from tests.test_backbones import tiny_model
 
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
               pytest.mark.filterwarnings("ignore::UserWarning")]
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
-
-
-class RecordingSink:
-    def __init__(self, cancel_at: int | None = None):
-        self.fractions: list[float] = []
-        self.messages: list[str] = []
-        self.epochs: list[tuple[int, dict]] = []
-        self.device: str | None = None
-        self.cancel_at = cancel_at
-
-    def progress(self, fraction, message=""):
-        self.fractions.append(fraction)
-        self.messages.append(message)
-        if self.cancel_at is not None and len(self.fractions) >= self.cancel_at:
-            raise JobCancelled()
-
-    def epoch_end(self, epoch, metrics):
-        self.epochs.append((epoch, metrics))
-
-    def set_device(self, device):
-        self.device = device
-
-    def extracted(self) -> bool:
-        return any(m.startswith("Extracting features") for m in self.messages)
 
 
 def make_images(root: Path, per_class: int, size: int = 40, seed: int = 0) -> list[tuple[str, int]]:

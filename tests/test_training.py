@@ -21,6 +21,7 @@ from jobs.ml.pipeline import augmenter, make_dataset
 from jobs.ml.predict import BadImage, load_classifier, predict_image, read_image
 from jobs.ml.progress import JobCancelled
 from jobs.ml.training import TrainConfig, train_classifier
+from tests.sinks import RecordingSink
 
 # Keras 3's own .keras writer converts variables with np.array(); NumPy 2 flags that. Not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -31,27 +32,6 @@ CLASSES = [str(d) for d in range(10)]
 # about 0.95 test accuracy in 12 epochs (about 10 s on two CPU cores) for every seed tried.
 LENET = TrainConfig("lenet5", image_size=28, channels=1, epochs=12, batch_size=32, optimizer="adam",
                     learning_rate=0.005, seed=0)
-
-
-class RecordingSink:
-    def __init__(self, cancel_at: int | None = None):
-        self.fractions: list[float] = []
-        self.messages: list[str] = []
-        self.epochs: list[tuple[int, dict]] = []
-        self.device: str | None = None
-        self.cancel_at = cancel_at
-
-    def progress(self, fraction, message=""):
-        self.fractions.append(fraction)
-        self.messages.append(message)
-        if self.cancel_at is not None and len(self.fractions) >= self.cancel_at:
-            raise JobCancelled()
-
-    def epoch_end(self, epoch, metrics):
-        self.epochs.append((epoch, metrics))
-
-    def set_device(self, device):
-        self.device = device
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -109,6 +109,8 @@ def test_presets_name_their_backbone_and_bad_backbones_get_a_sentence(digits, al
     job = alice_api.post("/api/jobs/", {"kind": "train", "dataset": digits["id"], "architecture": "vgg16_transfer",
                                         "params": {"weights": "random", "mode": "finetune"}}, format="json").json()
     alice_api.post(f"/api/jobs/{job['id']}/cancel/")
+    # Let the worker let go of it: the next test's inference calls share this worker.
+    assert wait_for_job(alice_api, job["id"])["status"] == "cancelled"
     assert (job["params"]["backbone"], job["params"]["image_size"], job["params"]["color_mode"]) == (
         "vgg16_conv", 150, "rgb")
     assert job["params"]["learning_rate"] == 1e-5 and job["params"]["augment_flip"] is True

@@ -21,8 +21,9 @@ from jobs.ml.features import FeatureStore
 from jobs.ml.pipeline import load_image
 from jobs.ml.predict import FeaturePipeline, load_classifier, predict_image
 from jobs.ml.transfer import TransferConfig, train_logreg, train_transfer
+from tests.sinks import RecordingSink
 from tests.test_backbones import save_tflite, tiny_model
-from tests.test_features_ml import COLOURS, RecordingSink, make_images
+from tests.test_features_ml import COLOURS, make_images
 
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
               pytest.mark.filterwarnings("ignore::UserWarning")]

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from jobs.ml.datasets.images import NOT_AN_IMAGE, Rejected, eight_bit, open_header
+from jobs.ml.datasets.images import DAMAGED as DAMAGED_REASON
+from jobs.ml.datasets.images import NOT_AN_IMAGE, Rejected, decode, eight_bit
 from jobs.ml.datasets.model import IngestLimits
 
 NOT_READABLE = "This file is not an image we can read."
@@ -64,6 +65,8 @@ def _sentence(rejected: Rejected) -> str:
     """Ingestion's short reasons ("image is too large (...)") as sentences."""
     if rejected.reason == NOT_AN_IMAGE:
         return NOT_READABLE
+    if rejected.reason == DAMAGED_REASON:
+        return DAMAGED
     return f"This {rejected.reason}."
 
 
@@ -71,18 +74,10 @@ def read_image(image_bytes: bytes, image_size: int, channels: int, max_pixels: i
     """Upload bytes -> float32 (image_size, image_size, channels) array of 0..255 pixels, or BadImage."""
     if not image_bytes:
         raise BadImage(EMPTY)
-    im = open_header(image_bytes, IngestLimits(max_pixels=max_pixels))
+    im = decode(image_bytes, IngestLimits(max_pixels=max_pixels))
     if isinstance(im, Rejected):
         raise BadImage(_sentence(im))
     with im:
-        try:
-            im.load()
-        except MemoryError:
-            raise
-        except Exception:  # any decoder error on untrusted bytes means a broken file
-            raise BadImage(DAMAGED) from None
-        if im.width * im.height > max_pixels:  # a few formats settle their size while loading
-            raise BadImage(f"This image is too large ({im.width} x {im.height} pixels; the limit is {max_pixels:,}).")
         try:
             upright = ImageOps.exif_transpose(im)
         except Exception:  # a broken EXIF block only costs the rotation

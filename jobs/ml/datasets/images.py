@@ -178,20 +178,34 @@ def make_thumbnail(im: Image.Image, size: int) -> bytes:
     return buf.getvalue()
 
 
-def prepare(data: bytes, limits: IngestLimits) -> Prepared | Rejected:
-    """Verify one image fully and produce what gets stored: the thread-pool task."""
+def decode(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
+    """The image fully decoded under the pixel limit (the caller closes it), or why it cannot be.
+
+    Ingestion and predictions on uploaded photos read untrusted bytes the same way.
+    """
     im = open_header(data, limits)
     if isinstance(im, Rejected):
         return im
+    try:
+        im.load()
+    except MemoryError:
+        im.close()
+        raise
+    except Exception:  # any decoder error on untrusted bytes means a broken file
+        im.close()
+        return Rejected(DAMAGED)
+    if im.width * im.height > limits.max_pixels:  # a few formats pick their size while loading
+        im.close()
+        return Rejected(too_large(im.width, im.height, limits.max_pixels))
+    return im
+
+
+def prepare(data: bytes, limits: IngestLimits) -> Prepared | Rejected:
+    """Verify one image fully and produce what gets stored: the thread-pool task."""
+    im = decode(data, limits)
+    if isinstance(im, Rejected):
+        return im
     with im:
-        try:
-            im.load()
-        except MemoryError:
-            raise
-        except Exception:  # any decoder error on untrusted bytes means a broken file
-            return Rejected(DAMAGED)
-        if im.width * im.height > limits.max_pixels:  # a few formats pick their size while loading
-            return Rejected(too_large(im.width, im.height, limits.max_pixels))
         fmt, mode = im.format or "", im.mode
         try:
             keep = mode in KEEP.get(fmt, ())
