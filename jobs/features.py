@@ -25,6 +25,7 @@ def feature_store():
 def backbone_for(owner, key: str, weights: str = "imagenet"):
     """The Backbone `key` names for `owner`, or UserFacingError (deleted, never theirs, unreadable)."""
     from jobs.ml import backbones
+    from jobs.ml.scaling import InputScaling
     from webapp.experiments.models import Backbone, TrainedModel
 
     kind, _, ident = key.partition("/")
@@ -39,7 +40,8 @@ def backbone_for(owner, key: str, weights: str = "imagenet"):
             return backbones.Backbone(
                 name=key, layer=row.output, weights=f"sha256:{row.sha256}", image_size=row.input_size,
                 channels=row.channels, feature_shape=tuple(row.feature_shape),
-                kind="tflite" if row.format == Backbone.Format.TFLITE else "keras", source=str(row.file_path))
+                kind="tflite" if row.format == Backbone.Format.TFLITE else "keras", source=str(row.file_path),
+                scaling=InputScaling.from_dict(row.input_scaling))
         if kind == "models" and ident.isdigit():
             model = TrainedModel.objects.filter(id=int(ident), owner=owner, task=TrainedModel.Task.CLASSIFY).first()
             if model is None or not model.file_path.exists():

@@ -101,12 +101,44 @@ def caption(model_id: int, image_b64: str, beam_width: int = 1) -> dict:
 
 
 @app.task(name="inference.inspect_backbone", ignore_result=False, soft_time_limit=120, time_limit=150)
-def inspect_backbone(path: str, output: str | None, input_size: int | None, name: str) -> dict:
-    """What an uploaded feature extractor is (input size, output width), or why it cannot be used."""
-    from jobs.ml.backbones import inspect_file
+def inspect_backbone(path: str, output: str | None, input_size: int | None, name: str, scaling: dict | None = None,
+                     labels_path: str | None = None, photos: list | None = None) -> dict:
+    """What an uploaded feature extractor is (input size, output width, input scaling and why), with its
+    sanity report on the sample photos (and `photos`: [name, path] pairs from the owner's dataset),
+    or why it cannot be used. `scaling` None lets the file decide."""
+    from jobs.ml.backbones import inspect_file, suggest_scaling
+    from jobs.ml.scaling import InputScaling
 
     try:
-        backbone = inspect_file(Path(path), output or None, input_size, name=name)
+        chosen = InputScaling.from_dict(scaling) if scaling else None
+        backbone = inspect_file(Path(path), output or None, input_size, name=name, scaling=chosen)
+        source = "chosen by its owner" if chosen else suggest_scaling(Path(path))[1]
+        report = _sanity(backbone, labels_path, photos)
     except ValueError as exc:
         return {"error": str(exc)}
-    return backbone.to_dict()
+    return {**backbone.to_dict(), "scaling_source": source, "sanity": report}
+
+
+@app.task(name="inference.check_backbone", ignore_result=False, soft_time_limit=120, time_limit=150)
+def check_backbone(backbone: dict, labels_path: str | None = None, photos: list | None = None) -> dict:
+    """The sanity report of a stored backbone (after its owner changed its scaling), or why it failed."""
+    from jobs.ml.backbones import Backbone
+
+    try:
+        return {"sanity": _sanity(Backbone.from_dict(backbone), labels_path, photos)}
+    except ValueError as exc:
+        return {"error": str(exc)}
+
+
+def _sanity(backbone, labels_path: str | None, photos: list | None) -> dict:
+    """jobs.ml.sanity's report, labelled by the owner's labels file, else the model's TFLite metadata."""
+    from jobs.ml.sanity import check
+    from jobs.ml.tflite_metadata import read_metadata
+
+    labels = None
+    if labels_path and Path(labels_path).is_file():
+        labels = Path(labels_path).read_text(encoding="utf-8", errors="replace").splitlines()
+    elif backbone.kind == "tflite":
+        metadata = read_metadata(Path(backbone.source))
+        labels = list(metadata.labels) if metadata is not None and metadata.labels else None
+    return check(backbone, [(str(n), Path(p)) for n, p in photos or ()], labels)

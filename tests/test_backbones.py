@@ -88,7 +88,7 @@ def test_builtin_records_match_the_product_spec():
     mobile = builtin("mobilenet_v2")
     assert (mobile.image_size, mobile.feature_shape, mobile.kind, mobile.source) == (224, (1280,), "keras", "")
     assert mobile.cache_key() == {"backbone": "mobilenet_v2", "layer": "global_average_pooling2d",
-                                  "weights": "imagenet", "image_size": 224}
+                                  "weights": "imagenet", "image_size": 224, "input": {"kind": "raw"}}
     assert Backbone.from_dict(json.loads(json.dumps(conv.to_dict()))) == conv
 
     with pytest.raises(ValueError, match="no built-in backbone called 'resnet'.*vgg16, vgg16_conv, mobilenet_v2"):

@@ -11,8 +11,9 @@ Four sources:
   0..255 pixels like every other VisionLab model. The preprocessing is made of stock layers
   (a frozen 1x1 convolution does VGG's RGB->BGR swap and mean subtraction exactly), so a saved
   transfer model reloads anywhere without VisionLab's code;
-- an uploaded `.keras` / `.h5` / `.tflite` file (`inspect_file`), fed 0..255 pixels as they are
-  (a model that wants another range must carry its own rescaling);
+- an uploaded `.keras` / `.h5` / `.tflite` file (`inspect_file`), fed the way its `InputScaling`
+  says (`jobs.ml.scaling`): decided by the file where it can say (a quantized input takes the
+  pixels themselves, TFLite metadata names its mean and std), by its owner otherwise;
 - a VisionLab-trained classifier (`from_trained_model`), cut before its softmax layer.
 
 ImageNet weights come from Keras's own cache (`$KERAS_HOME/models/`, `~/.keras/models/` when
@@ -41,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jobs.ml.scaling import RAW, InputScaling
+
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     import keras
 
@@ -49,9 +52,6 @@ KERAS_SUFFIXES = (".keras", ".h5")
 TFLITE_SUFFIX = ".tflite"
 RANDOM_SEED = 0  # "random" weights are always the same random weights, so their features can be cached
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
-
-# ImageNet mean pixel in BGR order, as keras.applications.imagenet_utils subtracts it in "caffe" mode.
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 BUILTIN_BACKBONES: dict[str, dict] = {
     "vgg16": {
@@ -99,6 +99,7 @@ class Backbone:
     feature_shape: tuple[int, ...]  # e.g. (4096,), (4, 4, 512), (1280,)
     kind: str  # "keras" | "tflite"
     source: str = ""  # the model file for uploaded and trained backbones, "" for builtins
+    scaling: InputScaling = RAW  # how 0..255 pixels become the model's input (builtins rescale inside: raw)
 
     @property
     def feature_dim(self) -> int:
@@ -111,21 +112,22 @@ class Backbone:
         return spec["title"] if spec else self.name
 
     def cache_key(self) -> dict:
-        """What features depend on: the backbone, its layer, its weights and the input side."""
-        return {"backbone": self.name, "layer": self.layer, "weights": self.weights, "image_size": self.image_size}
+        """What features depend on: the backbone, its layer, its weights, the input side and scaling."""
+        return {"backbone": self.name, "layer": self.layer, "weights": self.weights, "image_size": self.image_size,
+                "input": self.scaling.to_dict()}
 
     def to_dict(self) -> dict:
         """JSON-ready; `from_dict` reverses it (a transfer model's metadata stores its backbone this way)."""
         return {"name": self.name, "layer": self.layer, "weights": self.weights, "image_size": self.image_size,
                 "channels": self.channels, "feature_shape": list(self.feature_shape), "kind": self.kind,
-                "source": self.source}
+                "source": self.source, "scaling": self.scaling.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Backbone:
         return cls(name=data["name"], layer=data["layer"], weights=data["weights"],
                    image_size=int(data["image_size"]), channels=int(data["channels"]),
                    feature_shape=tuple(int(v) for v in data["feature_shape"]), kind=data["kind"],
-                   source=data.get("source", ""))
+                   source=data.get("source", ""), scaling=InputScaling.from_dict(data.get("scaling")))
 
 
 # --- builtins and their ImageNet weights -----------------------------------------------------------
@@ -560,15 +562,10 @@ def _tflite_tensor(interpreter, name: str) -> dict:
                      f"{_some_names(names, 6)}.")
 
 
-def _quantize(pixels: np.ndarray, detail: dict) -> np.ndarray:
-    """Float pixels -> the input tensor's type, using its (scale, zero point) when it is quantized."""
-    dtype = np.dtype(detail["dtype"])
-    if dtype.kind == "f":
-        return pixels.astype(dtype)
-    scale, zero = detail["quantization"]
-    values = pixels / scale + zero if scale else pixels
-    info = np.iinfo(dtype)
-    return np.clip(np.round(values), info.min, info.max).astype(dtype)
+def _feed(scaling: InputScaling, pixels: np.ndarray, detail: dict) -> np.ndarray:
+    """0..255 pixels -> the input tensor `detail` describes, scaled as `scaling` says."""
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return scaling.feed(pixels, detail["dtype"], (float(scale), int(zero)))
 
 
 def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -605,7 +602,7 @@ def _inspect_tflite(path: Path, output: str | None, input_size: int | None) -> t
     else:
         target = _tflite_tensor(interpreter, output)
     try:  # one run settles shapes that depend on the input size
-        interpreter.set_tensor(detail["index"], _quantize(np.zeros((1, size, size, channels), np.float32), detail))
+        interpreter.set_tensor(detail["index"], _feed(RAW, np.zeros((1, size, size, channels), np.float32), detail))
         interpreter.invoke()
         shape = (1, *interpreter.get_tensor(target["index"]).shape[1:])
     except Exception as exc:
@@ -637,7 +634,7 @@ class _TFLiteExtractor:
             self.interpreter.resize_tensor_input(self.input["index"], [count, size, size, channels], strict=False)
             self.interpreter.allocate_tensors()
             self.batch = count
-        self.interpreter.set_tensor(self.input["index"], _quantize(pixels, self.input))
+        self.interpreter.set_tensor(self.input["index"], _feed(self.backbone.scaling, pixels, self.input))
         self.interpreter.invoke()
         values = self.interpreter.get_tensor(self.target["index"])
         if values.shape[0] != count:
@@ -660,12 +657,42 @@ class _TFLiteExtractor:
 
 # --- public API ------------------------------------------------------------------------------------
 
-def inspect_file(path: Path, output: str | None = None, input_size: int | None = None, name: str = "") -> Backbone:
+def suggest_scaling(path: Path) -> tuple[InputScaling, str]:
+    """(the input scaling a file asks for, why) when its owner has not chosen one.
+
+    A quantized TFLite input takes the pixels themselves; a float one with TFLite metadata takes
+    the mean and std the metadata names; anything else gets raw 0..255 pixels (Keras models
+    mostly rescale inside), and its owner is asked to check the sanity report.
+    """
+    path = Path(path)
+    if path.suffix.lower() != TFLITE_SUFFIX:
+        return RAW, "the default for Keras files (models that rescale inside)"
+    from jobs.ml.tflite_metadata import read_metadata
+
+    try:
+        detail = _tflite_interpreter(str(path), preserve_all=False).get_input_details()[0]
+    except Exception:  # inspect_file says what is wrong with the file
+        return RAW, "the default"
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind in "iu":
+        return RAW, f"its {dtype.name} (quantized) input takes the pixels themselves"
+    metadata = read_metadata(path)
+    if metadata is not None and metadata.mean and metadata.std:
+        try:
+            return InputScaling.from_statistics(metadata.mean, metadata.std), "the model's TFLite metadata"
+        except ValueError:
+            pass  # statistics no image model uses: fall back to the default
+    return RAW, "the default (the file does not say)"
+
+
+def inspect_file(path: Path, output: str | None = None, input_size: int | None = None, name: str = "",
+                 scaling: InputScaling | None = None) -> Backbone:
     """The Backbone for an uploaded .keras / .h5 / .tflite file, or a ValueError sentence.
 
     `output` names the layer (Keras; "outer/inner" inside nested models) or tensor (TFLite; a
     layer name that appears in one tensor's name also works) to take features from; default:
-    the model's output. `input_size` sets the side for models that accept any size.
+    the model's output. `input_size` sets the side for models that accept any size. `scaling`
+    (default: what `suggest_scaling` finds) is how pixels are fed to it.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -683,8 +710,10 @@ def inspect_file(path: Path, output: str | None = None, input_size: int | None =
         model = _load_keras_file(path)
         _, layer, size, channels, shape = _resolve_keras(model, output, input_size)
         kind = "keras"
+    scaling = scaling if scaling is not None else suggest_scaling(path)[0]
+    scaling.affine(channels)  # a colour-only scaling on a grayscale model is refused here, with a sentence
     return Backbone(name=name or path.stem, layer=layer, weights=weights, image_size=size, channels=channels,
-                    feature_shape=shape, kind=kind, source=str(path))
+                    feature_shape=shape, kind=kind, source=str(path), scaling=scaling)
 
 
 def from_trained_model(model_dir: Path, name: str) -> Backbone:
@@ -703,20 +732,6 @@ def from_trained_model(model_dir: Path, name: str) -> Backbone:
     _, layer, size, channels, shape = _resolve_keras(model, _penultimate_path(model), size)
     return Backbone(name=name, layer=layer, weights=f"sha256:{file_sha256(path)}", image_size=size,
                     channels=channels, feature_shape=shape, kind="keras", source=str(path))
-
-
-def _caffe_preprocess():
-    """keras.applications.vgg16.preprocess_input as a frozen 1x1 convolution: RGB->BGR, minus the
-    ImageNet mean. Exact (each output is one input times 1 plus a bias) and a stock layer."""
-    import keras
-
-    kernel = np.zeros((1, 1, 3, 3), np.float32)
-    for rgb, bgr in ((0, 2), (1, 1), (2, 0)):
-        kernel[0, 0, rgb, bgr] = 1.0
-    bias = -np.asarray(CAFFE_MEAN_BGR, np.float32)
-    return keras.layers.Conv2D(3, 1, name="caffe_preprocess", trainable=False, dtype="float32",
-                               kernel_initializer=keras.initializers.Constant(kernel),
-                               bias_initializer=keras.initializers.Constant(bias))
 
 
 def _builtin_model(backbone: Backbone, precision: str):
@@ -743,7 +758,7 @@ def _builtin_model(backbone: Backbone, precision: str):
                                                 input_shape=shape)
                 if backbone.name == "vgg16":
                     base = keras.Model(base.inputs, base.get_layer("fc2").output, name="vgg16_fc2")
-                preprocess = _caffe_preprocess()
+                preprocess = InputScaling("caffe").keras_layer(3, name="caffe_preprocess")
         except (OSError, ValueError) as exc:
             if weights is None:
                 raise
@@ -771,7 +786,19 @@ def keras_feature_model(backbone: Backbone, precision: str = "float32") -> keras
         raise ValueError(f"The file of the backbone {backbone.title} is gone; upload it again.")
     model = _load_keras_file(source)
     features, *_ = _resolve_keras(model, backbone.layer, backbone.image_size)
-    return _with_precision(features, precision)
+    return _with_scaling(_with_precision(features, precision), backbone)
+
+
+def _with_scaling(model, backbone: Backbone):
+    """`model` behind the backbone's input scaling (a frozen float32 1x1 convolution), so it takes 0..255
+    pixels like every VisionLab model; the model itself when it wants raw pixels."""
+    import keras
+
+    layer = backbone.scaling.keras_layer(backbone.channels)
+    if layer is None:
+        return model
+    pixels = keras.Input((backbone.image_size, backbone.image_size, backbone.channels), name="pixels")
+    return keras.Model(pixels, model(layer(pixels)), name="features")
 
 
 class _KerasExtractor:

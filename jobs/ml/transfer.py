@@ -44,6 +44,7 @@ from jobs.ml.backbones import Backbone, keras_feature_model
 from jobs.ml.evaluation import classification_report
 from jobs.ml.features import FeatureSet
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
+from jobs.ml.scaling import SCALING_LAYER
 from jobs.ml.progress import ProgressSink
 from jobs.ml.training import (
     CACHE_DIR,
@@ -208,7 +209,7 @@ def _unfreeze_last_block(feature_model: keras.Model, backbone: Backbone) -> list
         first = next(i for i, layer in enumerate(leaves) if layer.name.startswith(_MOBILENET_V2_LAST_BLOCKS))
         chosen = leaves[first:]
     else:
-        weighted = [layer for layer in leaves if layer.weights]
+        weighted = [layer for layer in leaves if layer.weights and layer.name != SCALING_LAYER]
         chosen = weighted[-max(1, math.ceil(len(weighted) / 4)):]
     names = []
     for layer in chosen:
