@@ -229,6 +229,15 @@ def _recognised(photo: Photo, top: list[dict]) -> bool:
     return any(word in _words(entry["label"]) for entry in top for word in photo.expect)
 
 
+def _confidence(photos: list[Photo], probabilities: np.ndarray, names: Sequence[str]) -> float:
+    """Mean probability the classifier gives the known photos' right labels: how sure, not just whether."""
+    if not photos:
+        return 0.0
+    right = [[i for i, name in enumerate(names) if any(word in _words(name) for word in photo.expect)]
+             for photo in photos]
+    return round(float(np.mean([row[indices].sum() for row, indices in zip(probabilities, right, strict=True)])), 4)
+
+
 def _top(probabilities: np.ndarray, names: Sequence[str]) -> list[list[dict]]:
     tops = []
     for row in probabilities:
@@ -240,11 +249,11 @@ def _top(probabilities: np.ndarray, names: Sequence[str]) -> list[list[dict]]:
 def _suggestion(chosen: dict, others: list[dict], classifier: bool) -> dict | None:
     """The alternative that clearly does better than the chosen scaling, if one does.
 
-    With an ImageNet classifier, "better" is recognising more sample photos (ties: the larger
-    spread); without one, a spread at least SUGGEST_RATIO times the chosen one's.
+    With an ImageNet classifier, "better" is recognising more sample photos (ties: the more
+    probability on their right labels); without one, a spread at least SUGGEST_RATIO times the chosen one's.
     """
     if classifier:
-        best = max(others, key=lambda o: (o["recognised"], o["spread"]), default=None)
+        best = max(others, key=lambda o: (o["recognised"], o["confidence"]), default=None)
         return best if best and best["recognised"] > chosen["recognised"] else None
     best = max(others, key=lambda o: o["spread"], default=None)
     return best if best and best["spread"] >= SUGGEST_RATIO * max(chosen["spread"], 1e-9) else None
@@ -271,13 +280,15 @@ def check(backbone: Backbone, extra: Sequence[tuple[str, Path]] = (), labels: Se
     for scaling in candidates(backbone.scaling, backbone.channels):
         features = features_of(scaling, batch)
         row = {"scaling": scaling.to_dict(), "title": scaling.title, "spread": round(spread(features), 4),
-               "zero": not np.any(features), "recognised": None}
+               "zero": not np.any(features), "recognised": None, "confidence": None}
         if scores_of is not None:
             scores = scores_of(scaling, batch)
             width = scores.shape[1]
             names = list(labels) if labels is not None and len(labels) == width else imagenet_labels(width)
-            tops = _top(_softmax(scores), names)
+            probabilities = _softmax(scores)
+            tops = _top(probabilities, names)
             row["recognised"] = sum(_recognised(read[i][0], tops[i]) for i in known)
+            row["confidence"] = _confidence([read[i][0] for i in known], probabilities[known], names)
             if not rows:  # the chosen scaling: its labels are what the report shows
                 for entry, top in zip(report_photos, tops, strict=True):
                     entry["top5"] = top

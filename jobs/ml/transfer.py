@@ -44,8 +44,8 @@ from jobs.ml.backbones import Backbone, keras_feature_model
 from jobs.ml.evaluation import classification_report
 from jobs.ml.features import FeatureSet
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
-from jobs.ml.scaling import SCALING_LAYER
 from jobs.ml.progress import ProgressSink
+from jobs.ml.scaling import SCALING_LAYER
 from jobs.ml.training import (
     CACHE_DIR,
     EVAL_END,
