@@ -12,7 +12,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from jobs.ml.backbones import BUILTIN_BACKBONES
+from jobs.ml.scaling import SCALINGS
 from webapp.experiments.backbone_choices import BUILTIN, choices_for
+from webapp.experiments.backbones_api import SCALING_CHOICES
 from webapp.experiments.models import Job
 from webapp.redis_client import redis_problem
 
@@ -96,5 +98,13 @@ def features_page(request):
         "selected_backbone": request.GET.get("backbone", "") or "vgg16",
         "recent": Job.objects.filter(owner=request.user, kind=Job.Kind.EXTRACT_FEATURES)[:8],
         "max_backbone_bytes": settings.BACKBONE_MAX_BYTES,
+        "scalings": _scaling_choices(),
         "queue_problem": redis_problem(),
     })
+
+
+def _scaling_choices() -> list[dict]:
+    """The input scalings a backbone form offers: "auto" first, then the catalogue, each with its help."""
+    auto = dict(SCALING_CHOICES)["auto"]
+    return [{"kind": "auto", "title": "Auto (from the file)", "help": auto + "."},
+            *({"kind": kind, "title": title, "help": help_text} for kind, (title, help_text) in SCALINGS.items())]
