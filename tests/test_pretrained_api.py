@@ -109,6 +109,13 @@ def test_a_float_model_is_caught_then_rescaled_and_its_models_carry_the_scaling(
     assert fixed["sanity"]["status"] == "ok" and fixed["sanity"]["recognised"] == 2
 
     photos = upload_dataset(alice_api, photo_crops_zip(tmp_path / "photos.zip"), "classification", "photos")
+    # The owner's own images join the check, spread over the classes, and stay in it for later re-checks.
+    mine = alice_api.patch(f"/api/backbones/{backbone['id']}/", {"input_scaling": "symmetric",
+                                                                 "dataset": photos["id"]}, format="json").json()
+    assert mine["sanity"]["dataset"] == {"id": photos["id"], "name": "photos"}
+    assert len(mine["sanity"]["photos"]) == 4 + 12 and mine["sanity"]["status"] == "ok"
+    again = alice_api.patch(f"/api/backbones/{backbone['id']}/", {"input_scaling": "symmetric"}, format="json").json()
+    assert len(again["sanity"]["photos"]) == 16 and again["sanity"]["dataset"]["id"] == photos["id"]
     job = wait_for_job(alice_api, launch(alice_api, {
         "kind": "train", "dataset": photos["id"], "architecture": "logreg",
         "params": {"backbone": backbone["key"]}})["id"], timeout=300)

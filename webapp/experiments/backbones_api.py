@@ -161,7 +161,7 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
         for width in answer["feature_shape"]:
             backbone.output_dim *= width
         backbone.input_scaling, backbone.scaling_source = answer["scaling"], answer["scaling_source"]
-        backbone.sanity = answer["sanity"]
+        backbone.sanity = _with_dataset(answer["sanity"], data.get("dataset"))
         backbone.save()
         return Response(BackboneSerializer(backbone).data, status=status.HTTP_201_CREATED)
 
@@ -175,18 +175,19 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
         if data.get("name"):
             backbone.name = data["name"][:200]
         if "input_scaling" in request.data or data.get("dataset"):
+            dataset = data.get("dataset") or _previous_dataset(backbone)
             chosen = data["scaling"]
             record = _record(backbone)
             if chosen is not None:
                 record["scaling"], source = chosen.to_dict(), "chosen by its owner"
             else:  # "auto": what the file says, found again by the worker
                 record["scaling"], source = None, ""
-            answer = ask_or_503(*_check_call(backbone, record, data.get("dataset")))
+            answer = ask_or_503(*_check_call(backbone, record, dataset))
             if "error" in answer:
                 return Response({"input_scaling": [answer["error"]]}, status=status.HTTP_400_BAD_REQUEST)
             backbone.input_scaling = answer.get("scaling", record["scaling"])
             backbone.scaling_source = answer.get("scaling_source", source)
-            backbone.sanity = answer["sanity"]
+            backbone.sanity = _with_dataset(answer["sanity"], dataset)
         backbone.save()
         return Response(BackboneSerializer(backbone).data)
 
@@ -209,6 +210,19 @@ def _check_call(backbone: Backbone, record: dict, dataset) -> tuple:
         return ("inference.inspect_backbone", str(backbone.file_path), backbone.output or None,
                 backbone.input_size, backbone.key, None, _labels_arg(backbone), _photos(dataset))
     return "inference.check_backbone", record, _labels_arg(backbone), _photos(dataset)
+
+
+def _with_dataset(report: dict, dataset) -> dict:
+    """The report, naming the dataset whose images joined the check (a later re-check uses it again)."""
+    return {**report, "dataset": {"id": dataset.id, "name": dataset.name} if dataset is not None else None}
+
+
+def _previous_dataset(backbone: Backbone):
+    """The dataset of the last check, while it is still its owner's and ready."""
+    ident = ((backbone.sanity or {}).get("dataset") or {}).get("id")
+    if ident is None:
+        return None
+    return Dataset.objects.filter(id=ident, owner=backbone.owner, status=Dataset.Status.READY).first()
 
 
 def _labels_arg(backbone: Backbone) -> str | None:
