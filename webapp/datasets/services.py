@@ -157,15 +157,18 @@ def delete_dataset(dataset: Dataset) -> None:
 
     Cached features of its images go too, unless another dataset holds the same images.
     """
+    from jobs.features import content_key
     from jobs.ml.features import FeatureStore  # a plain file store: importing it loads no TensorFlow
 
     for job in dataset.jobs.filter(status__in=Job.ACTIVE):
         cancel_job(job.id)
-    dataset.remove_files()
+    key = content_key(dataset) if dataset.status == Dataset.Status.READY else None
     content_hash = dataset.content_hash
+    dataset.remove_files()
     dataset.delete()
-    if content_hash and not Dataset.objects.filter(content_hash=content_hash).exists():
-        FeatureStore(Path(settings.DATA_DIR) / "features").remove_content(content_hash)
+    others = Dataset.objects.filter(content_hash=content_hash, status=Dataset.Status.READY) if content_hash else []
+    if key and not any(content_key(other) == key for other in others):
+        FeatureStore(Path(settings.DATA_DIR) / "features").remove_content(key)
 
 
 def discard_upload(upload: Upload) -> None:
