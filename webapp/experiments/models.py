@@ -192,8 +192,8 @@ class Backbone(models.Model):
     feature_shape = models.JSONField(default=list)
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField(default=0)
-    input_scaling = models.JSONField(default=dict, blank=True,
-                                     help_text="How 0..255 pixels are fed to it: jobs.ml.scaling.InputScaling.to_dict().")
+    input_scaling = models.JSONField(default=dict, blank=True, help_text=(
+        "How 0..255 pixels are fed to it: jobs.ml.scaling.InputScaling.to_dict()."))
     scaling_source = models.CharField(max_length=200, blank=True, help_text="Why it has that scaling.")
     sanity = models.JSONField(default=dict, blank=True, help_text="The sanity check's report (jobs.ml.sanity).")
     created_at = models.DateTimeField(default=timezone.now)
