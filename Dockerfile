@@ -39,12 +39,12 @@ WORKDIR /app
 # project itself is not pip-installed (see PYTHONPATH above). Declared here, EXTRAS leaves
 # the layers above shared between the cpu and gpu images.
 ARG EXTRAS=cpu
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [r for e in sys.argv[1].split(',') if e for r in p['optional-dependencies'][e]]))" "${EXTRAS}" \
        > /tmp/requirements.txt \
     && cat /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 COPY . .

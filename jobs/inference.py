@@ -55,7 +55,7 @@ def predict(model_id: int, image_b64: str, top: int = 5) -> dict:
         return {"error": str(exc)}
     try:
         predictions = predict_image(model, metadata, base64.b64decode(image_b64), top=top,
-                                    max_pixels=settings.INGEST_MAX_PIXELS)
+                                    max_pixels=settings.INFERENCE_MAX_PIXELS)
     except BadImage as exc:
         return {"error": str(exc)}
     return {"predictions": predictions}
@@ -74,11 +74,12 @@ def describe_architecture(name: str, input_shape: list[int] | None = None, class
 @functools.lru_cache(maxsize=MODELS_KEPT)
 def _captioner(model_dir: str, mtime: float):
     """A caption model with the feature extractor it reads, loaded once and kept."""
+    from jobs.ml.artifacts import backbone_record
     from jobs.ml.backbones import Backbone, load_extractor
     from jobs.ml.captioning import load_captioner
 
     captioner = load_captioner(Path(model_dir))
-    backbone = Backbone.from_dict(captioner.metadata["backbone"])
+    backbone = Backbone.from_dict(backbone_record(model_dir, captioner.metadata))
     return captioner, backbone, load_extractor(backbone)
 
 
@@ -93,52 +94,37 @@ def caption(model_id: int, image_b64: str, beam_width: int = 1) -> dict:
         return {"error": str(exc)}
     try:
         pixels = read_image(base64.b64decode(image_b64), backbone.image_size, backbone.channels,
-                            settings.INGEST_MAX_PIXELS)
+                            settings.INFERENCE_MAX_PIXELS)
     except BadImage as exc:
         return {"error": str(exc)}
     features = extractor(pixels[None])[0]
     return {"caption": captioner.caption(features, beam_width=beam_width)}
 
 
-@app.task(name="inference.inspect_backbone", ignore_result=False, soft_time_limit=120, time_limit=150)
+@app.task(name="inference.inspect_backbone", ignore_result=False, soft_time_limit=300, time_limit=330)
 def inspect_backbone(path: str, output: str | None, input_size: int | None, name: str, scaling: dict | None = None,
-                     labels_path: str | None = None, photos: list | None = None) -> dict:
+                     labels_path: str | None = None, photos: list | None = None, limits: dict | None = None) -> dict:
     """What an uploaded feature extractor is (input size, output width, input scaling and why), with its
     sanity report on the sample photos (and `photos`: [name, path] pairs from the owner's dataset),
-    or why it cannot be used. `scaling` None lets the file decide."""
-    from jobs.ml.backbones import inspect_file, suggest_scaling
-    from jobs.ml.scaling import InputScaling
-
-    try:
-        chosen = InputScaling.from_dict(scaling) if scaling else None
-        backbone = inspect_file(Path(path), output or None, input_size, name=name, scaling=chosen)
-        source = "chosen by its owner" if chosen else suggest_scaling(Path(path))[1]
-        report = _sanity(backbone, labels_path, photos)
-    except ValueError as exc:
-        return {"error": str(exc)}
-    return {**backbone.to_dict(), "scaling_source": source, "sanity": report}
+    or why it cannot be used. `scaling` None lets the file decide. Runs in `jobs.sandbox` within `limits`
+    ({"seconds", "memory_bytes"}, chosen by the web process)."""
+    return _sandboxed("inspect", limits, path=path, output=output, input_size=input_size, name=name,
+                      scaling=scaling, labels_path=labels_path, photos=photos)
 
 
-@app.task(name="inference.check_backbone", ignore_result=False, soft_time_limit=120, time_limit=150)
-def check_backbone(backbone: dict, labels_path: str | None = None, photos: list | None = None) -> dict:
+@app.task(name="inference.check_backbone", ignore_result=False, soft_time_limit=300, time_limit=330)
+def check_backbone(backbone: dict, labels_path: str | None = None, photos: list | None = None,
+                   limits: dict | None = None) -> dict:
     """The sanity report of a stored backbone (after its owner changed its scaling), or why it failed."""
-    from jobs.ml.backbones import Backbone
+    return _sandboxed("check", limits, backbone=backbone, labels_path=labels_path, photos=photos)
 
+
+def _sandboxed(function: str, limits: dict | None, **kwargs) -> dict:
+    from jobs.sandbox import SandboxFailed, call
+
+    limits = limits or {}
     try:
-        return {"sanity": _sanity(Backbone.from_dict(backbone), labels_path, photos)}
-    except ValueError as exc:
+        return call(function, kwargs, seconds=float(limits.get("seconds", settings.SANDBOX_SECONDS)),
+                    memory_bytes=int(limits.get("memory_bytes", settings.SANDBOX_MEMORY_BYTES)))
+    except SandboxFailed as exc:
         return {"error": str(exc)}
-
-
-def _sanity(backbone, labels_path: str | None, photos: list | None) -> dict:
-    """jobs.ml.sanity's report, labelled by the owner's labels file, else the model's TFLite metadata."""
-    from jobs.ml.sanity import check
-    from jobs.ml.tflite_metadata import read_metadata
-
-    labels = None
-    if labels_path and Path(labels_path).is_file():
-        labels = Path(labels_path).read_text(encoding="utf-8", errors="replace").splitlines()
-    elif backbone.kind == "tflite":
-        metadata = read_metadata(Path(backbone.source))
-        labels = list(metadata.labels) if metadata is not None and metadata.labels else None
-    return check(backbone, [(str(n), Path(p)) for n, p in photos or ()], labels)

@@ -2,6 +2,9 @@
 
 `run_job` is what each Celery task calls. It is a plain function so tests and scripts can
 run a job in-process; the task adds only Celery's delivery guarantees and time limits.
+
+The claim and the final save are retried with backoff while the database does not answer
+(`jobs.resilience`), so a short outage delays a job but loses none.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.utils import timezone
 
 from jobs.ml.progress import JobCancelled
 from jobs.reporter import JobReporter
-from webapp.experiments import live
+from jobs.resilience import retry_db
 from webapp.experiments.models import Job
-from webapp.redis_client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,10 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
     A job that is not queued any more (already run, running elsewhere, cancelled) is left
     alone: that is what makes a redelivered message harmless.
     """
-    if not Job.claim(job_id, worker):
+    if not _claim(job_id, worker):
         log.info("Job %s is not queued any more; nothing to do.", job_id)
         return "skipped"
-    job = Job.objects.get(id=job_id)
+    job = retry_db(lambda: Job.objects.get(id=job_id), f"loading job {job_id}")
     reporter = JobReporter(job_id)
     try:
         reporter.progress(0.0, "Starting")
@@ -54,10 +57,23 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
         }
     else:
         status, fields = Job.Status.SUCCEEDED, {"result": result, "progress": 1.0, "message": "Done"}
-    Job.finish(job_id, status, **fields)
-    reporter._log(f"{status.capitalize()}" + (f": {fields['error']}" if fields.get("error") else ""))
-    try:
-        live.publish(job_id, fields.get("progress", reporter.fraction), fields["message"])
-    except REDIS_ERRORS:
-        pass
+    retry_db(lambda: Job.finish(job_id, status, **fields), f"saving the outcome of job {job_id}")
+    reporter.report_outcome(f"{status.capitalize()}" + (f": {fields['error']}" if fields.get("error") else ""),
+                            fields.get("progress", reporter.fraction), fields["message"])
     return status
+
+
+def _claim(job_id: int, worker: str) -> bool:
+    """Job.claim, retried while the database errs. A claim that was saved but whose answer was
+    lost with the connection still counts: the job is then running here, claimed since we began."""
+    began, tries = timezone.now(), 0
+
+    def attempt() -> bool:
+        nonlocal tries
+        tries += 1
+        if Job.claim(job_id, worker):
+            return True
+        return tries > 1 and Job.objects.filter(id=job_id, status=Job.Status.RUNNING, worker=worker,
+                                                started_at__gte=began).exists()
+
+    return retry_db(attempt, f"claiming job {job_id}")

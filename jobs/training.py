@@ -101,7 +101,8 @@ def _train_on_backbone(job, dataset, splits, class_names, workdir: Path, reporte
     params = job.params
     backbone = backbone_for(job.owner, params["backbone"], params.get("weights", "imagenet"))
     features = None
-    extra = {"backbone": backbone.to_dict()}
+    # The job's record names the backbone, not where its file sits (keep_model finds that in the metadata).
+    extra = {"backbone": {k: v for k, v in backbone.to_dict().items() if k != "source"}}
     sink = reporter
     if params.get("mode", "extract") == "extract":  # logreg has no mode: it always reads features
         features, reused = dataset_features(dataset, backbone, reporter, end=FEATURES_SHARE,
@@ -133,7 +134,8 @@ def keep_model(job, workdir: Path, dataset, **fields) -> TrainedModel:
 
     A model that reads an uploaded or trained backbone at prediction time (caption models,
     heads on a TFLite file) gets its own copy of that file, so deleting the upload later does
-    not break it; its metadata is pointed at the copy.
+    not break it; its metadata points at the copy by its name inside the model's folder (the
+    readers resolve it there), so no server path is recorded where a user could read it.
     """
     with transaction.atomic():
         model, _ = TrainedModel.objects.update_or_create(job=job, defaults=dict(owner=job.owner, dataset=dataset,
@@ -145,7 +147,7 @@ def keep_model(job, workdir: Path, dataset, **fields) -> TrainedModel:
         if source:
             copy = model.directory / f"backbone{Path(source).suffix}"
             shutil.copy2(source, copy)
-            metadata["backbone"]["source"] = str(copy)
+            metadata["backbone"]["source"] = copy.name
             model.backbone = metadata["backbone"]
         (model.directory / "metadata.json").write_text(json.dumps(metadata, indent=1), encoding="utf-8")
         model.size_bytes = model.file_path.stat().st_size

@@ -26,13 +26,15 @@ def pytest_load_initial_conftests(early_config, parser, args):
     (data_dir / "logs").mkdir(parents=True)
     (data_dir / "staticfiles").mkdir()
     port = stack.free_port()
-    redis = stack.redis_service(data_dir, port)
+    # With a password, as `make run` starts its own: the whole suite talks to Redis the way it does.
+    password = stack.redis_password(data_dir)
+    redis = stack.redis_service(data_dir, port, password)
     redis.start()
     redis.ready()
     _state.update(root=root, redis=redis)
     os.environ.update({
         "DATA_DIR": str(data_dir),
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "REDIS_URL": stack.redis_url(port, password),
         "HEALTH_TIMEOUT": "1.0",
     })
     # The test database is a SQLite file in DATA_DIR that the worker process shares.

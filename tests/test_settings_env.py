@@ -68,3 +68,26 @@ def test_a_generated_secret_is_kept_private_and_reused(monkeypatch, tmp_path):
 
     assert first == second and len(first) >= 50
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_trusted_proxies_are_a_count_or_addresses_and_anything_else_stops(monkeypatch):
+    import ipaddress
+
+    monkeypatch.delenv("TRUSTED_PROXIES", raising=False)
+    assert env.env_proxies("TRUSTED_PROXIES") == (0, [])
+    monkeypatch.setenv("TRUSTED_PROXIES", "2")
+    assert env.env_proxies("TRUSTED_PROXIES") == (2, [])
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.5, 172.16.0.0/12,")
+    assert env.env_proxies("TRUSTED_PROXIES") == (0, [ipaddress.ip_network("10.0.0.5/32"),
+                                                      ipaddress.ip_network("172.16.0.0/12")])
+    monkeypatch.setenv("TRUSTED_PROXIES", "proxy.internal")
+    with pytest.raises(ImproperlyConfigured, match="'proxy.internal' is not an IP address"):
+        env.env_proxies("TRUSTED_PROXIES")
+
+
+def test_rates_are_a_count_per_period(monkeypatch):
+    monkeypatch.setenv("LOGIN_FAILURES_PER_IP", "20 / Hour")
+    assert env.env_rate("LOGIN_FAILURES_PER_IP", "30/hour") == "20/hour"
+    monkeypatch.setenv("LOGIN_FAILURES_PER_IP", "20 per hour")
+    with pytest.raises(ImproperlyConfigured, match="write e.g. 10/minute"):
+        env.env_rate("LOGIN_FAILURES_PER_IP", "30/hour")

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.conftest import wait_for
 from webapp.ops import stack
@@ -38,16 +39,22 @@ def http(url: str, data: dict | None = None, token: str | None = None) -> tuple[
 class Stack:
     """A `runstack` process group on a fresh DATA_DIR, as `make run` starts it."""
 
-    def __init__(self, tmp_path: Path, redis_url: str | None = None):
+    def __init__(self, tmp_path: Path, redis_url: str | None = None, env: dict | None = None,
+                 seed_datasets: bool = True, collectstatic: bool = False):
         self.port = stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-        self.env.update(DATA_DIR=str(tmp_path / "data"), PORT=str(self.port), HOST="127.0.0.1")
+        self.data_dir = tmp_path / "data"
+        self.env.update(DATA_DIR=str(self.data_dir), PORT=str(self.port), HOST="127.0.0.1", **(env or {}))
         if redis_url:
             self.env["REDIS_URL"] = redis_url
         self.manage("migrate", "--noinput", "-v0")
+        if collectstatic:  # as `make run` does; without it a page (the 404 page too) cannot name its files
+            self.manage("collectstatic", "--noinput", "-v0")
         self.manage("bootstrap")
+        if not seed_datasets:  # the marker seed_datasets leaves after queueing them once
+            (self.data_dir / "builtin-datasets-seeded").write_text("")
         self.token = self.manage("drf_create_token", "admin").split()[2]
         self.log = open(tmp_path / "runstack.log", "w+")  # noqa: SIM115
         self.process = subprocess.Popen([sys.executable, "manage.py", "runstack"], cwd=ROOT,
@@ -94,6 +101,20 @@ def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_clean
     out = app.output()
     assert f"VisionLab is running at http://localhost:{app.port}/" in out
     assert "Log in as admin with password" in out and "private to this stack" in out
+
+    # Its Redis has a password, generated on the first start and kept in DATA_DIR (mode 600):
+    # another user of this machine who finds the port can neither read nor queue anything.
+    redis_port = int(out.split("Redis: redis://127.0.0.1:")[1].split("/")[0])
+    password_file = Path(app.env["DATA_DIR"]) / "redis-password"
+    password = password_file.read_text().strip()
+    assert len(password) >= 32 and password_file.stat().st_mode & 0o777 == 0o600
+    assert password not in out
+    with socket.create_connection(("127.0.0.1", redis_port), timeout=2) as conn:
+        conn.sendall(b"PING\r\nKEYS *\r\n")
+        assert conn.recv(200).startswith(b"-NOAUTH Authentication required")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=redis_port, password="guess", socket_timeout=2).ping()
+    assert redis.Redis(port=redis_port, password=password, socket_timeout=2).ping()
     body = {"kind": "system_check", "params": {"seconds_per_device": 0.3}}
     status, job = http(app.url + "/api/jobs/", body, token=app.token)
     assert status == 201
@@ -127,7 +148,6 @@ def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_clean
 
     assert app.stop() == 0
     assert http(app.url + "/healthz")[0] == 0  # the web server is gone
-    redis_port = int(out.split("Redis: redis://127.0.0.1:")[1].split("/")[0])
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", redis_port), timeout=1).close()
 

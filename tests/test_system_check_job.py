@@ -20,7 +20,7 @@ def test_a_system_check_launched_with_a_token_runs_on_the_worker_with_live_progr
 
     assert job["status"] == "succeeded", job["error"]
     assert job["progress"] == 1.0
-    assert job["worker"].startswith("test-jobs@")
+    assert job["worker"] == "test-jobs"  # which kind of worker; the host in its name is for staff only
     assert job["device"].startswith("CPU")
     cpu = job["result"]["devices"][0]
     assert cpu["type"] == "CPU" and cpu["gflops"] > 0 and cpu["matmul_runs"] > 0

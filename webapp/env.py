@@ -7,6 +7,7 @@ cannot be understood: a typo in `DEBUG=flase` must stop the server, not silently
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -126,3 +127,36 @@ def env_secret(name: str, generated_file: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(secret)
     return secret
+
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*", re.IGNORECASE)
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate as DRF's throttles write it: a count per second, minute, hour or day ("10/hour")."""
+    value = _raw(name)
+    match = _RATE.fullmatch(default if value is None or not value.strip() else value)
+    if not match or int(match.group(1)) < 1:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate; write e.g. 10/minute, 30/hour or 100/day.")
+    return f"{int(match.group(1))}/{match.group(2).lower()}"
+
+
+def env_proxies(name: str) -> tuple[int, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+    """The reverse proxies whose X-Forwarded-For may be believed: how many sit in front ("1"), or
+    their addresses and networks ("10.0.0.5, 172.16.0.0/12"). Returns (count, networks); empty: (0, [])."""
+    value = (_raw(name) or "").strip()
+    if not value:
+        return 0, []
+    if value.isdigit():
+        return int(value), []
+    networks = []
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item.strip()!r} is not an IP address or network; write the number of proxies "
+                "in front of VisionLab (e.g. 1) or their addresses (e.g. 10.0.0.5, 172.16.0.0/12).") from None
+    return 0, networks

@@ -9,6 +9,8 @@ import functools
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # What a Redis outage looks like from redis-py: connection refused, timeouts, DNS, ...
 REDIS_ERRORS = (redis.RedisError, OSError)
@@ -27,6 +29,21 @@ def _client(url: str, timeout: float) -> redis.Redis:
 
 def get_redis() -> redis.Redis:
     return _client(settings.REDIS_URL, settings.HEALTH_TIMEOUT)
+
+
+@functools.cache
+def _quick_client(url: str, timeout: float) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def quick_redis() -> redis.Redis:
+    """A client for callers that must never wait on Redis, such as a training loop publishing
+    progress: one try and short timeouts. redis-py's default client retries a command ten
+    times, so against a paused Redis one call would block for about a minute."""
+    return _quick_client(settings.REDIS_URL, settings.HEALTH_TIMEOUT)
 
 
 def redis_problem() -> str | None:

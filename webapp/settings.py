@@ -16,6 +16,8 @@ from webapp.env import (
     env_float,
     env_int,
     env_list,
+    env_proxies,
+    env_rate,
     env_secret,
     env_size,
     env_str,
@@ -40,6 +42,11 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 if env_bool("SECURE_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# Reverse proxies in front of the web server whose X-Forwarded-For is believed when rate limits
+# and login throttling look for the client's address: how many there are (TRUSTED_PROXIES=1), or
+# their addresses (TRUSTED_PROXIES=10.0.0.5,172.16.0.0/12). Unset, the header is ignored: a client
+# writes it, so believing it would let anyone pick the address its limits are counted under.
+TRUSTED_PROXY_COUNT, TRUSTED_PROXY_NETWORKS = env_proxies("TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -154,6 +161,16 @@ DATASET_MIRROR = env_str("VISIONLAB_DATASET_MIRROR", "")
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # How long /healthz and the pages wait for Redis and for worker pings before calling them down.
 HEALTH_TIMEOUT = env_float("HEALTH_TIMEOUT", 1.0)
+# Django's cache is the same Redis: DRF's throttles keep their counts there, shared by every web
+# process (webapp.throttling). A Redis outage lets requests through rather than failing them.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "visionlab:cache",
+        "OPTIONS": {"socket_connect_timeout": HEALTH_TIMEOUT, "socket_timeout": max(HEALTH_TIMEOUT, 5.0)},
+    }
+}
 
 # Celery reads every CELERY_* setting here (jobs/celery.py).
 CELERY_BROKER_URL = REDIS_URL
@@ -165,22 +182,51 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("JOB_VISIBILITY_TIMEOUT", 48 * 3600, minimum=60),
     "socket_connect_timeout": 2,
     "socket_timeout": 10,
+    # Ten priority levels (0 is served first): launch_job queues a user's job later the more jobs
+    # that user already has waiting, so nobody's first job waits behind another's thousandth.
+    "priority_steps": list(range(10)),
 }
 # Jobs record their outcome on the Job row; only inference tasks (a person waits for the
 # answer) return results, through Redis, kept briefly.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = REDIS_URL
-CELERY_RESULT_EXPIRES = 600
-# How long the web process waits for an inference worker (predict, caption, model summary).
+# The web process reads an answer the moment it is stored (and forgets it when it gave up), so a
+# minute is plenty; it bounds what answers nobody read (and expired questions) keep in Redis.
+CELERY_RESULT_EXPIRES = 60
+# How long the web process waits for an inference worker (predict, caption, model summary); a
+# question not started by then expires unanswered rather than being computed for nobody.
 INFERENCE_TIMEOUT = env_float("INFERENCE_TIMEOUT", 30.0)
+# Questions (each with its photo) the `inference` queue may hold; past this, 503 at once.
+INFERENCE_MAX_QUEUE = env_int("INFERENCE_MAX_QUEUE", 32, minimum=1)
 # The largest photo accepted by predict/caption endpoints.
 PREDICT_MAX_BYTES = env_size("PREDICT_MAX_BYTES", "20MiB")
+# Pixels the inference worker decodes at most for one photo (predict, caption, the demo): far below
+# ingestion's limit, since a model sees a few hundred pixels a side. JPEGs decode scaled down, so
+# their headers may claim 16 times more.
+INFERENCE_MAX_PIXELS = env_int("INFERENCE_MAX_PIXELS", 16_000_000, minimum=1)
 # The public caption demo: the largest photo it takes, and how many captions one client
 # (IP address) may ask of one demo per minute.
 DEMO_MAX_BYTES = env_size("DEMO_MAX_BYTES", "8MiB")
 DEMO_RATE_PER_MINUTE = env_int("DEMO_RATE_PER_MINUTE", 30, minimum=1)
+# Failed logins (the login page, the admin's, and API requests with a wrong token) allowed per
+# client address and per username before logging in is refused for a while (429, with a sentence).
+LOGIN_FAILURES_PER_IP = env_rate("LOGIN_FAILURES_PER_IP", "30/hour")
+LOGIN_FAILURES_PER_USERNAME = env_rate("LOGIN_FAILURES_PER_USERNAME", "10/hour")
 # The largest feature extractor a user may upload (VGG16 with its top is about 530 MiB).
 BACKBONE_MAX_BYTES = env_size("BACKBONE_MAX_BYTES", "1GiB")
+# An uploaded model is first opened and run on a few photos in a child process (jobs.sandbox),
+# stopped past this wall-clock time or resident memory.
+SANDBOX_SECONDS = env_float("SANDBOX_SECONDS", 90.0)
+SANDBOX_MEMORY_BYTES = env_size("SANDBOX_MEMORY", "4GiB")
+# Launches (webapp/experiments/limits.py). Optional per-user quotas (0: none): jobs queued or
+# running at once, and bytes of datasets, models and backbones kept.
+USER_MAX_ACTIVE_JOBS = env_int("USER_MAX_ACTIVE_JOBS", 0, minimum=0)
+USER_STORAGE_QUOTA = env_size("USER_STORAGE_QUOTA", "0")
+# The memory one training job may use on a worker (0: this machine's physical memory); a launch
+# whose estimate (weights, optimizer state, the batch's activations) exceeds it is refused.
+WORKER_MEMORY = env_size("WORKER_MEMORY", "0")
+# Fair turns: a user's job is queued one priority step later per this many jobs already waiting.
+FAIR_SHARE_STEP = env_int("FAIR_SHARE_STEP", 3, minimum=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -196,11 +242,20 @@ PROGRESS_PERSIST_INTERVAL = env_float("PROGRESS_PERSIST_INTERVAL", 2.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous API call then gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, with a limit on wrong tokens per client address (429 past it).
+        "webapp.throttling.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Throttles find the client through webapp.throttling.client_ip: X-Forwarded-For only from
+    # TRUSTED_PROXIES (0: never, whatever a client writes in it).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+    # (The demo's rate is DEMO_RATE_PER_MINUTE.)
+    "DEFAULT_THROTTLE_RATES": {
+        "login_ip": LOGIN_FAILURES_PER_IP,
+        "login_username": LOGIN_FAILURES_PER_USERNAME,
+    },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
@@ -217,6 +272,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Datasets and jobs both have a `kind` and a `status`, with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetKindEnum": "webapp.datasets.models.Dataset.Kind",
+        "DatasetStatusEnum": "webapp.datasets.models.Dataset.Status",
+        "JobKindEnum": "webapp.experiments.models.Job.Kind",
+        "JobStatusEnum": "webapp.experiments.models.Job.Status",
+    },
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

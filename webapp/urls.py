@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from webapp.accounts.logins import AdminLoginForm, LoginForm, answers_429_when_paused
 from webapp.accounts.views import account_page
 from webapp.datasets import views as dataset_pages
 from webapp.datasets.api import DatasetViewSet, UploadViewSet
@@ -17,6 +18,9 @@ from webapp.experiments.api import JobViewSet
 from webapp.experiments.backbones_api import BackboneViewSet
 from webapp.experiments.models_api import ArchitectureSummaryView, ArchitecturesView, TrainedModelViewSet
 from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
+
+# Failed admin logins count against the same limits as the login page's (webapp.accounts.logins).
+admin.site.login_form = AdminLoginForm
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -29,7 +33,8 @@ router.register("backbones", BackboneViewSet, basename="backbone")
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="datasets", permanent=False)),
     path("healthz", healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", answers_429_when_paused(auth_views.LoginView.as_view(
+        redirect_authenticated_user=True, authentication_form=LoginForm)), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", account_page, name="account"),
     path("account/password/", auth_views.PasswordChangeView.as_view(
@@ -53,6 +58,7 @@ urlpatterns = [
     path("demo/<str:token>/", demo_pages.demo_page, name="demo"),
     path("demo/<str:token>/caption/", demo_pages.DemoCaptionView.as_view(), name="demo-caption"),
     path("demo/<str:token>/examples/<int:n>", demo_pages.demo_example, name="demo-example"),
+    path("admin/login/", answers_429_when_paused(admin.site.login)),  # before the admin's own, same view
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/workers/", WorkersView.as_view(), name="api-workers"),

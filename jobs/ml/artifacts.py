@@ -33,9 +33,28 @@ def write_json(path: Path, data: dict) -> None:
     write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
 
 
+def portable(metadata: dict) -> dict:
+    """The metadata a model file carries away from the server: its backbone without `source`, the
+    backbone file's place on this server (meaningless elsewhere, and not for its downloaders to read)."""
+    backbone = metadata.get("backbone")
+    if not isinstance(backbone, dict) or "source" not in backbone:
+        return metadata
+    return {**metadata, "backbone": {k: v for k, v in backbone.items() if k != "source"}}
+
+
+def backbone_record(model_dir: Path, metadata: dict) -> dict:
+    """The metadata's backbone with its `source` resolved: kept models name their copy of the backbone
+    file relative to their own folder (jobs.training.keep_model); absolute paths are older records."""
+    backbone = dict(metadata.get("backbone") or {})
+    if backbone.get("source"):
+        backbone["source"] = str(Path(model_dir) / backbone["source"])
+    return backbone
+
+
 def save_model(model, workdir: Path, metadata: dict) -> Path:
     """`workdir/model.keras` without the optimizer state (a third of the size with Adam), with its
-    metadata inside as `visionlab.json` (Keras ignores the extra member) and beside it."""
+    metadata inside as `visionlab.json` (Keras ignores the extra member; `portable`: no server path)
+    and beside it."""
     import keras
 
     path = Path(workdir) / MODEL_FILE
@@ -45,7 +64,7 @@ def save_model(model, workdir: Path, metadata: dict) -> Path:
     def save(target):
         plain.save(target)
         with zipfile.ZipFile(target, "a") as archive:
-            archive.writestr(EMBEDDED_METADATA, json.dumps(metadata, indent=1))
+            archive.writestr(EMBEDDED_METADATA, json.dumps(portable(metadata), indent=1))
 
     write_atomically(path, save)
     write_json(Path(workdir) / METADATA_FILE, metadata)

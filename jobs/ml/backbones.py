@@ -53,26 +53,8 @@ TFLITE_SUFFIX = ".tflite"
 RANDOM_SEED = 0  # "random" weights are always the same random weights, so their features can be cached
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
-BUILTIN_BACKBONES: dict[str, dict] = {
-    "vgg16": {
-        "title": "VGG16",
-        "description": ("VGG16 up to its second 4096-unit dense layer (fc2), at 224x224: the features of the "
-                        "captioning seeds. Slow on a CPU (about 15 billion operations per image)."),
-        "image_size": 224, "layer": "fc2", "feature_shape": (4096,), "channels": 3,
-    },
-    "vgg16_conv": {
-        "title": "VGG16 conv base",
-        "description": ("VGG16's convolutional base at 150x150: a 4x4x512 map from block5_pool, for the "
-                        "transfer-learning seed. About a third of VGG16's cost per image."),
-        "image_size": 150, "layer": "block5_pool", "feature_shape": (4, 4, 512), "channels": 3,
-    },
-    "mobilenet_v2": {
-        "title": "MobileNetV2",
-        "description": ("MobileNetV2 with global average pooling: 1280 features per image at 224x224. About "
-                        "fifty times cheaper than VGG16, so it is the one to use on a CPU."),
-        "image_size": 224, "layer": "global_average_pooling2d", "feature_shape": (1280,), "channels": 3,
-    },
-}
+# The built-in backbones' catalogue lives with the other plain catalogues (the web reads it there).
+from jobs.ml.catalog import BUILTIN_BACKBONES  # noqa: E402, F401
 
 # Where keras.applications downloads from; a module attribute so a test can point it elsewhere.
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -479,9 +461,22 @@ def _with_precision(model, precision: str):
     return rebuilt
 
 
+# The first Keras whose safe_mode also covers legacy .h5 files; older ones would run their Lambda code.
+MIN_SAFE_KERAS = (3, 12)
+
+
+def check_safe_keras(version: str) -> None:
+    """Refuse to open uploaded Keras files with a Keras too old to refuse their code."""
+    parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    if parts < MIN_SAFE_KERAS:
+        raise ValueError(f"This server runs Keras {version}, which cannot open uploaded models safely; its "
+                         f"administrator must install Keras {'.'.join(map(str, MIN_SAFE_KERAS))} or newer.")
+
+
 def _load_keras_file(path: Path):
     import keras
 
+    check_safe_keras(keras.__version__)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

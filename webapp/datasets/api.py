@@ -17,6 +17,7 @@ from webapp.datasets import services
 from webapp.datasets.models import Dataset, Upload
 from webapp.datasets.serializers import (
     DatasetCreateSerializer,
+    DatasetItemPageSerializer,
     DatasetItemSerializer,
     DatasetListSerializer,
     DatasetSerializer,
@@ -44,6 +45,7 @@ def rejected(exc: services.UploadRejected) -> Response:
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                      viewsets.GenericViewSet):
     serializer_class = DatasetSerializer
+    queryset = Dataset.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
     parser_classes = [MultiPartParser, JSONParser]
 
     def get_queryset(self):
@@ -107,12 +109,14 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             dataset = services.dataset_from_source(request.user, source.source, source.title, source.kind)
         except QueueUnavailable as exc:
             raise QueueUnavailableError(str(exc)) from exc
+        except services.UploadRejected as exc:
+            return rejected(exc)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[
         OpenApiParameter("label", str), OpenApiParameter("split", str),
         OpenApiParameter("limit", int), OpenApiParameter("offset", int),
-    ], responses={200: DatasetItemSerializer(many=True)})
+    ], responses={200: DatasetItemPageSerializer})
     @action(detail=True, methods=["get"])
     def items(self, request, pk=None):
         dataset = self.get_object()
@@ -139,6 +143,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.D
     `upload`: <id>."""
 
     serializer_class = UploadSerializer
+    queryset = Upload.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
     parser_classes = [JSONParser]
 
     def get_queryset(self):

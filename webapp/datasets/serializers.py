@@ -72,6 +72,11 @@ class DatasetItemSerializer(serializers.ModelSerializer):
         return f"/datasets/{item.dataset_id}/images/{item.id}"
 
 
+class DatasetItemPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Items matching the filters, on every page.")
+    results = DatasetItemSerializer(many=True)
+
+
 class UploadSerializer(serializers.ModelSerializer):
     complete = serializers.BooleanField(read_only=True)
     chunk_size = serializers.SerializerMethodField()

@@ -18,7 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from webapp.datasets.models import Dataset, Upload, uploads_root
+from webapp.experiments import limits
 from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job
+from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job
 from webapp.redis_client import redis_problem
 
@@ -55,6 +57,7 @@ def start_upload(owner, filename: str, size: int) -> Upload:
     if size <= 0:
         raise UploadRejected("The file is empty.")
     check_size(size)
+    check_storage(owner, size)
     uploads_root().mkdir(parents=True, exist_ok=True)
     for stale in Upload.objects.filter(owner=owner, updated_at__lt=timezone.now() - ABANDONED_AFTER):
         discard_upload(stale)
@@ -112,11 +115,21 @@ def _new_dataset(owner, name: str, kind: str, **fields) -> Dataset:
 def _start_ingestion(dataset: Dataset) -> Dataset:
     try:
         launch_job(dataset.owner, Job.Kind.INGEST, {"dataset_name": dataset.name}, dataset=dataset)
-    except QueueUnavailable:
+    except (QueueUnavailable, LaunchRefused) as exc:
         dataset.remove_files()
         dataset.delete()
+        if isinstance(exc, LaunchRefused):
+            raise UploadRejected(str(exc), status=exc.status) from None
         raise
     return dataset
+
+
+def check_storage(owner, adding: int) -> None:
+    """The owner's storage quota, as an UploadRejected the upload endpoints already answer."""
+    try:
+        limits.check_storage(owner, adding)
+    except LaunchRefused as exc:
+        raise UploadRejected(str(exc), status=exc.status) from None
 
 
 def dataset_from_upload(owner, upload: Upload, name: str, kind: str) -> Dataset:
@@ -134,6 +147,7 @@ def dataset_from_upload(owner, upload: Upload, name: str, kind: str) -> Dataset:
 def dataset_from_file(owner, uploaded_file, name: str, kind: str) -> Dataset:
     """A multipart upload: Django already streamed it to DATA_DIR/tmp (or memory if small)."""
     check_size(uploaded_file.size)
+    check_storage(owner, uploaded_file.size)
     dataset = _new_dataset(owner, name or Path(uploaded_file.name).stem, kind,
                            original_filename=Path(uploaded_file.name).name[:255],
                            archive_bytes=uploaded_file.size)

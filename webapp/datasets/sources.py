@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.ml.datasets.reference import REFERENCE
-from jobs.ml.datasets.synthetic import BUILTIN_OFFLINE
+from jobs.ml.catalog import BUILTIN_DATASETS, REFERENCE_DATASETS  # plain catalogues: no NumPy, no Keras
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Source:
 
 SOURCES: dict[str, Source] = {
     **{name: Source(name, f"builtin:{name}", b.title, b.kind, b.description, True)
-       for name, b in BUILTIN_OFFLINE.items()},
+       for name, b in BUILTIN_DATASETS.items()},
     **{name: Source(name, f"reference:{name}", r.title, "classification", r.description, False)
-       for name, r in REFERENCE.items()},
+       for name, r in REFERENCE_DATASETS.items()},
 }

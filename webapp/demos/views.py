@@ -8,21 +8,17 @@ A revoked link is a deleted row, so every URL under it answers 404 at once.
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
+from PIL import Image
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.demos.models import ShareLink
-from webapp.redis_client import REDIS_ERRORS, get_redis
-
-RATE_WINDOW_SECONDS = 60
+from webapp.throttling import DemoThrottle, Paused
 
 
 def _link(token: str) -> ShareLink:
@@ -42,7 +38,20 @@ def demo_page(request, token: str):
     })
 
 
+# Examples are shown at most this many pixels a side, as a JPEG of this quality.
+EXAMPLE_SIDE, EXAMPLE_QUALITY = 1024, 88
+
+
 def demo_example(request, token: str, n: int):
+    """One example photo, re-encoded: the page needs its pixels and nothing else the owner's file carries.
+
+    The stored file is the owner's upload as it was (a camera JPEG keeps its EXIF: GPS position,
+    camera serial, the software and whatever it wrote), and serving it as a file would also name
+    it. Anyone with the link sees this, so it gets a fresh JPEG at most EXAMPLE_SIDE pixels a side,
+    upright, without metadata and without a file name.
+    """
+    from jobs.ml.datasets.images import make_thumbnail
+
     link = _link(token)
     dataset = link.model.dataset
     if dataset is None or not 0 <= n < len(link.examples):
@@ -53,32 +62,15 @@ def demo_example(request, token: str, n: int):
     path = (dataset.images_dir / item.path).resolve()
     if not path.is_relative_to(dataset.images_dir.resolve()) or not path.is_file():
         raise Http404("No such example.")
-    response = FileResponse(open(path, "rb"))
+    try:
+        with Image.open(path) as im:  # ingestion verified it and checked its pixel count
+            im.draft("RGB", (EXAMPLE_SIDE, EXAMPLE_SIDE))
+            jpeg = make_thumbnail(im, EXAMPLE_SIDE, quality=EXAMPLE_QUALITY)
+    except (OSError, ValueError):
+        raise Http404("No such example.") from None
+    response = HttpResponse(jpeg, content_type="image/jpeg")
     response["Cache-Control"] = "public, max-age=3600"
     return response
-
-
-def client_address(request) -> str:
-    """The client's IP: the proxy's first X-Forwarded-For entry when behind one (SECURE_PROXY), else the peer."""
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.META.get("REMOTE_ADDR", "unknown")
-
-
-def over_rate_limit(token: str, client: str) -> bool:
-    """A fixed one-minute window per (demo, client) in Redis, shared by every web process."""
-    window = int(time.time() // RATE_WINDOW_SECONDS)
-    key = f"visionlab:demo:{token}:{client}:{window}"
-    try:
-        pipe = get_redis().pipeline()
-        pipe.incr(key)
-        pipe.expire(key, RATE_WINDOW_SECONDS * 2)
-        count, _ = pipe.execute()
-    except REDIS_ERRORS:
-        return False  # the caption request itself will report that the queue is down
-    return count > settings.DEMO_RATE_PER_MINUTE
 
 
 class DemoCaptionView(APIView):
@@ -86,13 +78,15 @@ class DemoCaptionView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # DEMO_RATE_PER_MINUTE per (demo, client), the client found by webapp.throttling.client_ip.
+    throttle_classes = [DemoThrottle]
     parser_classes = [MultiPartParser]
+
+    def throttled(self, request, wait):
+        raise Paused(wait, "Too many photos in a minute. Please wait a moment and try again.")
 
     def post(self, request, token: str):
         from webapp.experiments.models_api import caption_response
 
         link = _link(token)
-        if over_rate_limit(link.token, client_address(request)):
-            return Response({"detail": "Too many photos in a minute. Please wait a moment and try again."},
-                            status=429, headers={"Retry-After": str(RATE_WINDOW_SECONDS)})
         return caption_response(link.model, request.FILES.get("image"), settings.DEMO_MAX_BYTES)

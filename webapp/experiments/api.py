@@ -11,8 +11,10 @@ from rest_framework.response import Response
 
 from webapp.experiments import live
 from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job, resume_job
+from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job
-from webapp.experiments.serializers import JobCreateSerializer, JobSerializer
+from webapp.experiments.public import relative_paths
+from webapp.experiments.serializers import DetailSerializer, JobCreateSerializer, JobSerializer
 
 MAX_LIST = 200
 
@@ -24,6 +26,7 @@ class QueueUnavailableError(APIException):
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = JobSerializer
+    queryset = Job.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
 
     def get_queryset(self):
         jobs = Job.objects.filter(owner=self.request.user).prefetch_related("metrics").select_related(
@@ -47,7 +50,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def retrieve(self, request, *args, **kwargs):
         job = self.get_object()
         self._live = live.read_many([job.id]) if job.status == Job.Status.RUNNING else {}
-        return Response({**self.get_serializer(job).data, "log_tail": live.read_log(job.id)})
+        log = live.read_log(job.id)
+        if not request.user.is_staff:  # see webapp/experiments/public.py
+            log = [relative_paths(line) for line in log]
+        return Response({**self.get_serializer(job).data, "log_tail": log})
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request, *args, **kwargs):
@@ -59,10 +65,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                              dataset=data.get("dataset_obj"))
         except QueueUnavailable as exc:
             raise QueueUnavailableError(str(exc)) from exc
+        except LaunchRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
         return Response(JobSerializer(job, context={"request": request}).data,
                         status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: JobSerializer, 409: None})
+    @extend_schema(request=None, responses={202: JobSerializer, 409: DetailSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Continue a failed or cancelled training job from its last checkpoint."""
@@ -71,13 +79,15 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             resumed = resume_job(job.id)
         except QueueUnavailable as exc:
             raise QueueUnavailableError(str(exc)) from exc
+        except LaunchRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
         if not resumed:
             return Response({"detail": "Only a failed or cancelled training job can be resumed."},
                             status=status.HTTP_409_CONFLICT)
         job.refresh_from_db()
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: JobSerializer, 409: None})
+    @extend_schema(request=None, responses={202: JobSerializer, 409: DetailSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rest_framework import serializers
 
-from jobs.ml.backbones import BUILTIN_BACKBONES  # a plain catalogue: importing it loads no TensorFlow
+from jobs.ml.catalog import BUILTIN_BACKBONES  # a plain catalogue: importing it loads no TensorFlow
 
 WEIGHTS = ("imagenet", "random")
 

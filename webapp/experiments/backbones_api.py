@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from jobs.ml import scaling as scalings  # a plain catalogue: importing it loads no TensorFlow
 from webapp.datasets.models import Dataset
+from webapp.experiments import limits
 from webapp.experiments.models import Backbone
 from webapp.experiments.models_api import ask_or_503
 
@@ -30,6 +31,11 @@ SCALING_CHOICES = [("auto", "Decided by the file (quantized input, TFLite metada
                    *((kind, title) for kind, (title, _) in scalings.SCALINGS.items())]
 LABELS_MAX_BYTES = 1 << 20
 SANITY_PHOTOS_FROM_DATASET = 12
+
+
+def _sandbox_wait() -> float:
+    """How long to wait for the inspection: the sandbox's own limit, plus its start and a busy queue."""
+    return settings.SANDBOX_SECONDS + settings.INFERENCE_TIMEOUT
 
 
 class BackboneSerializer(serializers.ModelSerializer):
@@ -121,6 +127,7 @@ class BackboneUpdateSerializer(ScalingFields):
 class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                       viewsets.GenericViewSet):
     serializer_class = BackboneSerializer
+    queryset = Backbone.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
     parser_classes = [MultiPartParser, JSONParser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
@@ -133,6 +140,10 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         upload = data["file"]
+        try:
+            limits.check_storage(request.user, upload.size)
+        except limits.LaunchRefused as exc:
+            return Response({"file": [str(exc)]}, status=exc.status)
         suffix = "." + upload.name.rsplit(".", 1)[-1].lower()
         backbone = Backbone.objects.create(
             owner=request.user, name=(data.get("name") or upload.name)[:200], format=SUFFIXES[suffix],
@@ -145,7 +156,7 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             chosen = data["scaling"]
             answer = ask_or_503("inference.inspect_backbone", str(backbone.file_path), backbone.output or None,
                                 data.get("input_size"), backbone.key, chosen.to_dict() if chosen else None,
-                                _labels_arg(backbone), _photos(data.get("dataset")))
+                                _labels_arg(backbone), _photos(data.get("dataset")), _limits(), timeout=_sandbox_wait())
         except BaseException:
             _discard(backbone)
             raise
@@ -182,7 +193,7 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
                 record["scaling"], source = chosen.to_dict(), "chosen by its owner"
             else:  # "auto": what the file says, found again by the worker
                 record["scaling"], source = None, ""
-            answer = ask_or_503(*_check_call(backbone, record, dataset))
+            answer = ask_or_503(*_check_call(backbone, record, dataset), timeout=_sandbox_wait())
             if "error" in answer:
                 return Response({"input_scaling": [answer["error"]]}, status=status.HTTP_400_BAD_REQUEST)
             backbone.input_scaling = answer.get("scaling", record["scaling"])
@@ -208,8 +219,13 @@ def _check_call(backbone: Backbone, record: dict, dataset) -> tuple:
     """The inference task to ask: a check under a given scaling, or a fresh inspection for "auto"."""
     if record["scaling"] is None:
         return ("inference.inspect_backbone", str(backbone.file_path), backbone.output or None,
-                backbone.input_size, backbone.key, None, _labels_arg(backbone), _photos(dataset))
-    return "inference.check_backbone", record, _labels_arg(backbone), _photos(dataset)
+                backbone.input_size, backbone.key, None, _labels_arg(backbone), _photos(dataset), _limits())
+    return "inference.check_backbone", record, _labels_arg(backbone), _photos(dataset), _limits()
+
+
+def _limits() -> dict:
+    """The sandbox's limits, decided here so that one setting governs every inference worker."""
+    return {"seconds": settings.SANDBOX_SECONDS, "memory_bytes": settings.SANDBOX_MEMORY_BYTES}
 
 
 def _with_dataset(report: dict, dataset) -> dict:

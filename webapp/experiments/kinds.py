@@ -13,14 +13,16 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs.ml.zoo import ARCHITECTURES
+from jobs.ml.catalog import ARCHITECTURES
 from jobs.queues import Queue
-from webapp.experiments import live
+from webapp.experiments import limits, live
 from webapp.experiments.backbone_choices import WEIGHTS, BackboneChoice, resolve
 from webapp.experiments.models import Job
 from webapp.redis_client import REDIS_ERRORS, redis_problem
 
 log = logging.getLogger(__name__)
+
+MEMORY_CHECK_TIMEOUT = 5.0  # seconds a launch waits for the model's size; past it, launch without the check
 
 
 class QueueUnavailable(Exception):
@@ -61,6 +63,13 @@ def ready_dataset(dataset_id: int, user, kind: str | None):
         raise serializers.ValidationError("Training a caption model needs a caption dataset; "
                                           "this one holds classes.")
     return dataset
+
+
+def _describe(name: str, shape: list[int], classes: int) -> dict:
+    """The model summary, from the inference worker (which builds models; it caches each shape)."""
+    from webapp.experiments.inference import ask
+
+    return ask("inference.describe_architecture", name, shape, classes, timeout=MEMORY_CHECK_TIMEOUT)
 
 
 def _record_dataset(attrs: dict) -> None:
@@ -137,6 +146,13 @@ class TrainParams(BackboneParams):
         if attrs["image_size"] < arch.min_image_size:
             raise serializers.ValidationError({"image_size": [
                 f"{arch.title} needs images of at least {arch.min_image_size}x{arch.min_image_size} pixels."]})
+        if not arch.uses_backbone:
+            try:
+                limits.check_training_memory(attrs["architecture"], attrs["image_size"],
+                                             1 if attrs["color_mode"] == "grayscale" else 3,
+                                             len(attrs["dataset"].classes), attrs["batch_size"], _describe)
+            except limits.LaunchRefused as exc:
+                raise serializers.ValidationError({"batch_size": [str(exc)]}) from None
         _record_dataset(attrs)
         return attrs
 
@@ -238,13 +254,16 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset
     with the reason and QueueUnavailable is raised.
     """
     spec = KINDS[kind]
+    limits.check_queue(queue)
+    limits.check_active_jobs(owner)
     problem = redis_problem()
     if problem:
         raise QueueUnavailable(problem)
     if queue in (None, "", "auto"):
         queue = spec.default_queue if kind in (Job.Kind.SYSTEM_CHECK, Job.Kind.INGEST) else auto_queue()
+    priority = limits.priority_for(owner)
     job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset, queue=queue)
-    transaction.on_commit(lambda: _enqueue(job, spec), robust=False)
+    transaction.on_commit(lambda: _enqueue(job, spec, priority), robust=False)
     return job
 
 
@@ -261,15 +280,22 @@ def auto_queue() -> str:
     return Queue.GPU if has_gpu else Queue.CPU
 
 
+# Job kinds that checkpoint every epoch in their working folder, and so can continue where they stopped.
+RESUMABLE_KINDS = (Job.Kind.TRAIN, Job.Kind.TRAIN_CAPTIONER)
+
+
 def resume_job(job_id: int) -> bool:
-    """Queue a failed or cancelled training job again; it continues from its last checkpoint."""
-    job = Job.objects.filter(id=job_id, kind=Job.Kind.TRAIN,
+    """Queue a failed or cancelled training job (classifier or caption model) again; it continues
+    from its last checkpoint."""
+    job = Job.objects.filter(id=job_id, kind__in=RESUMABLE_KINDS,
                              status__in=(Job.Status.FAILED, Job.Status.CANCELLED)).first()
     if job is None:
         return False
+    limits.check_active_jobs(job.owner)
     problem = redis_problem()
     if problem:
         raise QueueUnavailable(problem)
+    priority = limits.priority_for(job.owner)
     params = {**job.params, "resume": True}
     if not Job.objects.filter(id=job.id, status=job.status).update(
         status=Job.Status.QUEUED, params=params, error="", message="Queued to resume", cancel_requested=False,
@@ -281,15 +307,16 @@ def resume_job(job_id: int) -> bool:
         live.clear_cancel(job.id)
     except REDIS_ERRORS:
         pass
-    transaction.on_commit(lambda: _enqueue(job, KINDS[job.kind]), robust=False)
+    transaction.on_commit(lambda: _enqueue(job, KINDS[job.kind], priority), robust=False)
     return True
 
 
-def _enqueue(job: Job, spec: JobKind) -> None:
+def _enqueue(job: Job, spec: JobKind, priority: int = 0) -> None:
     from jobs.celery import app
 
     try:
-        app.send_task(spec.task, args=[job.id], queue=job.queue, task_id=job.task_id, retry=False)
+        app.send_task(spec.task, args=[job.id], queue=job.queue, task_id=job.task_id, retry=False,
+                      priority=priority)
     except Exception as exc:  # kombu and redis raise many types for "cannot connect"
         log.error("Could not enqueue job %s: %s", job.id, exc)
         error = QueueUnavailable(f"{type(exc).__name__}: {exc}")

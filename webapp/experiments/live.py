@@ -23,8 +23,8 @@ def _cancel_key(job_id: int) -> str:
     return f"visionlab:job:{job_id}:cancel"
 
 
-def publish(job_id: int, progress: float, message: str) -> None:
-    pipe = get_redis().pipeline()
+def publish(job_id: int, progress: float, message: str, client=None) -> None:
+    pipe = (client or get_redis()).pipeline()
     pipe.hset(_live_key(job_id), mapping={
         "progress": f"{progress:.6f}", "message": message, "at": f"{time.time():.3f}",
     })
@@ -39,10 +39,10 @@ def _log_key(job_id: int) -> str:
     return f"visionlab:job:{job_id}:log"
 
 
-def append_log(job_id: int, line: str) -> None:
-    """Keep the job's last LOG_LINES progress sentences, time-stamped, for the log tail."""
-    stamped = time.strftime("%H:%M:%S ", time.gmtime()) + line
-    pipe = get_redis().pipeline()
+def append_log(job_id: int, line: str, at: float | None = None, client=None) -> None:
+    """Keep the job's last LOG_LINES progress sentences, time-stamped (now, or `at`), for the log tail."""
+    stamped = time.strftime("%H:%M:%S ", time.gmtime(at)) + line
+    pipe = (client or get_redis()).pipeline()
     pipe.rpush(_log_key(job_id), stamped)
     pipe.ltrim(_log_key(job_id), -LOG_LINES, -1)
     pipe.expire(_log_key(job_id), LIVE_TTL_SECONDS)
@@ -81,8 +81,8 @@ def request_cancel(job_id: int) -> None:
     get_redis().set(_cancel_key(job_id), "1", ex=LIVE_TTL_SECONDS)
 
 
-def is_cancel_requested(job_id: int) -> bool:
-    return bool(get_redis().exists(_cancel_key(job_id)))
+def is_cancel_requested(job_id: int, client=None) -> bool:
+    return bool((client or get_redis()).exists(_cancel_key(job_id)))
 
 
 def clear_cancel(job_id: int) -> None:

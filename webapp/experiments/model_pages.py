@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from jobs.ml.backbones import BUILTIN_BACKBONES
+from jobs.ml.catalog import BUILTIN_BACKBONES
 from jobs.ml.scaling import SCALINGS
 from webapp.experiments.backbone_choices import BUILTIN, choices_for
 from webapp.experiments.backbones_api import SCALING_CHOICES

@@ -6,7 +6,7 @@ import base64
 
 from django.conf import settings
 from django.http import FileResponse, Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
@@ -14,7 +14,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.ml.zoo import ARCHITECTURES
+from jobs.ml.catalog import ARCHITECTURES
 from webapp.experiments.api import QueueUnavailableError
 from webapp.experiments.inference import InferenceUnavailable, ask
 from webapp.experiments.kinds import QueueUnavailable
@@ -26,9 +26,9 @@ class InferenceUnavailableError(APIException):
     default_code = "inference_unavailable"
 
 
-def ask_or_503(task: str, *args):
+def ask_or_503(task: str, *args, timeout: float | None = None):
     try:
-        return ask(task, *args)
+        return ask(task, *args, timeout=timeout)
     except QueueUnavailable as exc:
         raise QueueUnavailableError(str(exc)) from exc
     except InferenceUnavailable as exc:
@@ -61,8 +61,66 @@ class ImageSerializer(serializers.Serializer):
     image = serializers.FileField()
 
 
+# Response shapes, for the OpenAPI schema (/api/schema/).
+class PredictionSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    probability = serializers.FloatField()
+
+
+class PredictionsSerializer(serializers.Serializer):
+    predictions = PredictionSerializer(many=True, help_text="The top 5, most probable first.")
+
+
+class CaptionSerializer(serializers.Serializer):
+    caption = serializers.CharField()
+
+
+class ShareSerializer(serializers.Serializer):
+    url = serializers.URLField(required=False, help_text="The public demo page (POST).")
+    revoked = serializers.BooleanField(required=False, help_text="Whether there was a link to revoke (DELETE).")
+
+
+class ReferenceShapeSerializer(serializers.Serializer):
+    input_shape = serializers.ListField(child=serializers.IntegerField(), help_text="height, width, channels")
+    classes = serializers.IntegerField()
+
+
+class ArchitectureDefaultsSerializer(serializers.Serializer):
+    image_size = serializers.IntegerField()
+    color_mode = serializers.ChoiceField(choices=["grayscale", "rgb"])
+
+
+class ArchitectureSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    params = serializers.IntegerField(allow_null=True, help_text="Parameters at the reference shape and classes.")
+    reference = ReferenceShapeSerializer()
+    defaults = ArchitectureDefaultsSerializer()
+    min_image_size = serializers.IntegerField()
+
+
+class LayerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+    output_shape = serializers.CharField()
+    params = serializers.IntegerField()
+
+
+class ArchitectureSummarySerializer(serializers.Serializer):
+    architecture = serializers.CharField()
+    input_shape = serializers.ListField(child=serializers.IntegerField())
+    classes = serializers.IntegerField()
+    backbone = serializers.CharField(required=False, help_text="Transfer architectures: the backbone built.")
+    layers = LayerSerializer(many=True)
+    total_params = serializers.IntegerField()
+    trainable_params = serializers.IntegerField()
+    non_trainable_params = serializers.IntegerField()
+
+
 class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TrainedModelSerializer
+    queryset = TrainedModel.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
     parser_classes = [MultiPartParser]
 
     def get_queryset(self):
@@ -78,7 +136,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return FileResponse(open(model.file_path, "rb"), as_attachment=True,
                             filename=f"{safe}-{model.id}.keras", content_type="application/octet-stream")
 
-    @extend_schema(request={"multipart/form-data": ImageSerializer}, responses={200: dict})
+    @extend_schema(request={"multipart/form-data": ImageSerializer}, responses={200: PredictionsSerializer})
     @action(detail=True, methods=["post"])
     def predict(self, request, pk=None):
         model = self.get_object()
@@ -95,7 +153,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return Response({"detail": answer["error"]}, status=400)
         return Response(answer)
 
-    @extend_schema(request={"multipart/form-data": ImageSerializer}, responses={200: dict})
+    @extend_schema(request={"multipart/form-data": ImageSerializer}, responses={200: CaptionSerializer})
     @action(detail=True, methods=["post"])
     def caption(self, request, pk=None):
         """A caption for one photo, from one of your caption models."""
@@ -104,7 +162,8 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return Response({"detail": "This model classifies images; it does not write captions."}, status=400)
         return caption_response(model, request.FILES.get("image"), settings.PREDICT_MAX_BYTES)
 
-    @extend_schema(request=None, responses={200: dict, 201: dict})
+    @extend_schema(methods=["POST"], request=None, responses={200: ShareSerializer, 201: ShareSerializer})
+    @extend_schema(methods=["DELETE"], request=None, responses={200: ShareSerializer})
     @action(detail=True, methods=["post", "delete"])
     def share(self, request, pk=None):
         """POST makes (or returns) the public demo link of a caption model; DELETE revokes it at once."""
@@ -149,6 +208,7 @@ def caption_response(model: TrainedModel, upload, max_bytes: int) -> Response:
 class ArchitecturesView(APIView):
     """The model zoo: what each architecture is, and its parameter count at its reference shape."""
 
+    @extend_schema(responses={200: ArchitectureSerializer(many=True)})
     def get(self, request):
         return Response([{
             "name": a.name, "title": a.title, "description": a.description, "params": a.reference_params,
@@ -165,6 +225,13 @@ class ArchitectureSummaryView(APIView):
     Built by the inference worker: the web process never imports TensorFlow.
     """
 
+    @extend_schema(parameters=[
+        OpenApiParameter("name", str, OpenApiParameter.PATH, enum=sorted(ARCHITECTURES),
+                         description="An architecture of GET /api/architectures/."),
+        OpenApiParameter("image_size", int, description="Square side, 1..256 (default: the reference shape's)."),
+        OpenApiParameter("color_mode", str, enum=["grayscale", "rgb"]),
+        OpenApiParameter("classes", int, description="2..10000 (default: the reference class count)."),
+    ], responses={200: ArchitectureSummarySerializer})
     def get(self, request, name: str):
         if name not in ARCHITECTURES:
             raise Http404("No such architecture.")

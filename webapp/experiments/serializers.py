@@ -7,13 +7,14 @@ from rest_framework import serializers
 from jobs.queues import Queue
 from webapp.experiments.kinds import KINDS
 from webapp.experiments.models import Job
+from webapp.experiments.public import job_for
 
 
 class JobSerializer(serializers.ModelSerializer):
     metrics = serializers.SerializerMethodField()
     model = serializers.SerializerMethodField()
     kind_label = serializers.CharField(source="get_kind_display", read_only=True)
-    duration_seconds = serializers.FloatField(read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)  # null until it starts
 
     class Meta:
         model = Job
@@ -36,7 +37,8 @@ class JobSerializer(serializers.ModelSerializer):
         live = self.context.get("live", {}).get(job.id)
         if live and job.status == Job.Status.RUNNING:
             data["progress"], data["message"] = live["progress"], live["message"] or data["message"]
-        return data
+        request = self.context.get("request")
+        return job_for(data, getattr(request, "user", None))
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -68,3 +70,9 @@ class JobCreateSerializer(serializers.Serializer):
         data["params"] = dict(params.validated_data)
         data["dataset_obj"] = data["params"].pop("dataset_obj", None)
         return data
+
+
+class DetailSerializer(serializers.Serializer):
+    """An error or refusal: one sentence for a person (DRF's shape)."""
+
+    detail = serializers.CharField()

@@ -8,7 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job
+from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job
+from webapp.experiments.public import worker_name
 from webapp.redis_client import redis_problem
 
 
@@ -19,11 +21,13 @@ def jobs_page(request):
         try:
             job = launch_job(request.user, Job.Kind.SYSTEM_CHECK, {"seconds_per_device": 2.0},
                              request.POST.get("queue") or None)
-        except QueueUnavailable as exc:
+        except (QueueUnavailable, LaunchRefused) as exc:
             messages.error(request, str(exc))
             return redirect("jobs")
         return redirect("job", job_id=job.id)
-    jobs = Job.objects.filter(owner=request.user)[:50]
+    jobs = list(Job.objects.filter(owner=request.user)[:50])
+    for job in jobs:  # the host part of a worker's name is for staff only (webapp/experiments/public.py)
+        job.worker_label = job.worker if request.user.is_staff else worker_name(job.worker)
     return render(request, "experiments/jobs.html", {
         "jobs": jobs,
         "queue_problem": redis_problem(),
@@ -48,7 +52,7 @@ def cancel_job_page(request, job_id: int):
 @login_required
 def train_page(request):
     """The launch form; it posts JSON to /api/jobs/ so the page and scripts share one validation."""
-    from jobs.ml.zoo import ARCHITECTURES
+    from jobs.ml.catalog import ARCHITECTURES
     from webapp.datasets.models import Dataset
     from webapp.experiments.model_pages import backbone_groups
 
@@ -90,7 +94,7 @@ def model_page(request, model_id: int):
 
 @login_required
 def architectures_page(request):
-    from jobs.ml.zoo import ARCHITECTURES
+    from jobs.ml.catalog import ARCHITECTURES
 
     return render(request, "experiments/architectures.html", {"architectures": ARCHITECTURES.values()})
 
@@ -104,6 +108,6 @@ def resume_job_page(request, job_id: int):
     try:
         if not resume_job(job.id):
             messages.info(request, "Only a failed or cancelled training job can be resumed.")
-    except QueueUnavailable as exc:
+    except (QueueUnavailable, LaunchRefused) as exc:
         messages.error(request, str(exc))
     return redirect("job", job_id=job.id)

@@ -8,6 +8,7 @@ SIGINT/SIGTERM stop them all cleanly.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -62,17 +63,49 @@ class Service:
             self.process.wait()
 
 
-def redis_service(data_dir: Path, port: int) -> Service:
+REDIS_PASSWORD_FILE = "redis-password"
+
+
+def redis_password(data_dir: Path) -> str:
+    """The private Redis's password: generated on the first start, kept in DATA_DIR/redis-password
+    (mode 600, like the secret key) so a restart, and everything queued, keeps working."""
+    path = data_dir / REDIS_PASSWORD_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+        password = path.read_text().strip()
+        if password:
+            return password
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    password = secrets.token_hex(32)  # hex: safe in a URL without quoting
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password)
+    return password
+
+
+def redis_url(port: int, password: str | None = None, host: str = "127.0.0.1") -> str:
+    return f"redis://{f':{password}@' if password else ''}{host}:{port}/0"
+
+
+def redis_service(data_dir: Path, port: int, password: str | None = None) -> Service:
     """A private redis-server on 127.0.0.1:`port`, persisting to DATA_DIR/redis (AOF) so
-    queued jobs survive a restart."""
+    queued jobs survive a restart. With `password`, a client must AUTH first (anyone else on
+    the machine can reach 127.0.0.1); the password goes in a mode-600 config file, not on the
+    command line, where `ps` would show it to every local user."""
     exe = shutil.which("redis-server")
     if not exe:
         raise SystemExit("redis-server is not installed. Install it with: sudo apt-get install redis-server")
     directory = data_dir / "redis"
     directory.mkdir(parents=True, exist_ok=True)
-    url = f"redis://127.0.0.1:{port}/0"
+    config = directory / "auth.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"requirepass {password}\n" if password else "")
+    os.chmod(config, 0o600)
+    url = redis_url(port, password)
     return Service("redis", [
-        exe, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+        exe, str(config), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
         "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
         "--logfile", str(data_dir / "logs" / "redis.log"),
     ], ready=lambda: wait_for_redis(url))

@@ -88,28 +88,37 @@ def too_large(width: int, height: int, limit: int) -> str:
     return f"image is too large ({width} x {height} pixels; the limit is {limit:,})"
 
 
-def open_header(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
-    """Open an image lazily (header only) and apply the pixel limit before any decoding."""
+def _open_lazily(data: bytes, max_pixels: int) -> Image.Image | Rejected:
+    """Open an image (header only, no pixel decoded) whatever size it claims; `max_pixels` only words the refusal."""
     formats = safe_formats()
     try:
-        im = Image.open(io.BytesIO(data), formats=formats)
+        return Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError:
         return Rejected(NOT_AN_IMAGE)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # The warning is only raised when warnings are turned into errors.
         im = _open_past_guard(data, formats)
-        if im is None:
-            return Rejected(f"image is too large (the limit is {limits.max_pixels:,} pixels)")
+        return im if im is not None else Rejected(f"image is too large (the limit is {max_pixels:,} pixels)")
     except Exception:  # a plugin choking on a malformed header: a broken file
         return Rejected(DAMAGED)
+
+
+def _within(im: Image.Image, max_pixels: int) -> Image.Image | Rejected:
+    """`im` when its header's size is sane and at most `max_pixels`, else why not (and `im` is closed)."""
     width, height = im.size
-    if width * height > limits.max_pixels:
+    if width * height > max_pixels:
         im.close()
-        return Rejected(too_large(width, height, limits.max_pixels))
+        return Rejected(too_large(width, height, max_pixels))
     if width < 1 or height < 1:
         im.close()
         return Rejected(DAMAGED)
     return im
+
+
+def open_header(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
+    """Open an image lazily (header only) and apply the pixel limit before any decoding."""
+    im = _open_lazily(data, limits.max_pixels)
+    return im if isinstance(im, Rejected) else _within(im, limits.max_pixels)
 
 
 def is_image(head: bytes) -> bool:
@@ -161,8 +170,10 @@ def encode_png(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def make_thumbnail(im: Image.Image, size: int) -> bytes:
-    """An RGB JPEG, longest side `size`, upright as the camera meant it, transparency on white."""
+def make_thumbnail(im: Image.Image, size: int, quality: int = THUMB_QUALITY) -> bytes:
+    """An RGB JPEG, longest side `size`, upright as the camera meant it, transparency on white.
+
+    A new file: nothing of the original's metadata (EXIF, comments, ICC profile) is carried over."""
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block only costs the rotation
@@ -174,7 +185,7 @@ def make_thumbnail(im: Image.Image, size: int) -> bytes:
         im = flat
     im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
     buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=THUMB_QUALITY)
+    im.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -198,6 +209,96 @@ def decode(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
         im.close()
         return Rejected(too_large(im.width, im.height, limits.max_pixels))
     return im
+
+
+# A JPEG decodes at 1/2, 1/4 or 1/8 of its size for next to nothing (libjpeg scales the DCT), so
+# its header may claim this many times the decoding budget: a 200-megapixel phone photo still fits.
+JPEG_FORMATS = {"JPEG", "MPO"}
+JPEG_HEADROOM = 16
+# A model sees a small square; decoding keeps three times its side so the final resize still averages
+# every pixel (Pillow's own `reducing_gap` reasoning).
+OVERSAMPLE = 3
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(im: Image.Image) -> Image.Transpose | None:
+    try:
+        return _ORIENTATION.get(im.getexif().get(0x0112))  # EXIF Orientation
+    except Exception:  # a broken EXIF block only costs the rotation
+        return None
+
+
+def _reducible(im: Image.Image) -> Image.Image:
+    """`im` in a mode Image.reduce averages correctly (palette indices and 16-bit cannot be averaged).
+
+    Alpha is dropped, not composited: TensorFlow's decoder did the same to the training images.
+    """
+    if im.mode.startswith("I;16"):
+        return im.convert("I")
+    if im.mode in ("1", "LA", "La"):
+        return im.convert("L")
+    if im.mode in ("P", "PA", "RGBA", "RGBa", "RGBX"):
+        return im.convert("RGB")
+    return im
+
+
+def decode_for_model(data: bytes, size: int, max_pixels: int) -> Image.Image | Rejected:
+    """An upload decoded no larger than a model of input side `size` needs: small, upright, 8-bit.
+
+    Photos sent to predict, caption and the demo come from anyone, and the model looks at a
+    few hundred pixels, so decoding is budgeted for that rather than for ingestion: at most
+    `max_pixels` pixels are ever decoded (a JPEG is decoded already scaled down, so its header
+    may claim JPEG_HEADROOM times more), checked on the header before a byte is decoded. The
+    decoded image is then cut down by whole factors to about OVERSAMPLE x `size` per side before
+    anything costly (EXIF rotation, 16-bit and float scaling, colour conversion) touches it.
+    The caller closes the result.
+    """
+    im = _open_lazily(data, max_pixels)
+    if isinstance(im, Rejected):
+        return im
+    jpeg = im.format in JPEG_FORMATS
+    im = _within(im, max_pixels * JPEG_HEADROOM if jpeg else max_pixels)
+    if isinstance(im, Rejected):
+        return im
+    width, height = im.size
+    wanted = max(1, size) * OVERSAMPLE
+    try:
+        if jpeg:
+            im.draft(None, (wanted, wanted))  # keeps both sides >= wanted
+        if im.width * im.height > max_pixels:
+            im.close()
+            return Rejected(too_large(width, height, max_pixels))
+        im.load()
+    except MemoryError:
+        im.close()
+        raise
+    except Exception:  # any decoder error on untrusted bytes means a broken file
+        im.close()
+        return Rejected(DAMAGED)
+    if im.width * im.height > max_pixels:  # a few formats pick their size while loading
+        im.close()
+        return Rejected(too_large(im.width, im.height, max_pixels))
+    turn = _orientation(im)
+    small = im
+    try:
+        small = _reducible(small)
+        factor = min(small.width // wanted, small.height // wanted)
+        if factor >= 2:
+            small = small.reduce(factor)
+        small = eight_bit(small)
+        if turn is not None:
+            small = small.transpose(turn)
+    except MemoryError:
+        im.close()
+        raise
+    except Exception:  # an exotic mode or format variant
+        im.close()
+        return Rejected(DAMAGED)
+    if small is not im:
+        im.close()
+    return small
 
 
 def prepare(data: bytes, limits: IngestLimits) -> Prepared | Rejected:

@@ -14,8 +14,8 @@ Air-gapped sites have two ways in, both through the same code path:
   real download code runs. A mirror is the site's own copy, so the hash check is skipped
   (it is also what lets tests feed tiny fake files through the real path).
 
-Keras and TensorFlow are imported inside `fetch_reference_zip` only: the web process reads
-`REFERENCE` for its menu without paying for them.
+Keras and TensorFlow are imported inside `fetch_reference_zip` only; the web process reads the
+menu from `jobs.ml.catalog.REFERENCE_DATASETS`, without this module.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from jobs.ml.catalog import REFERENCE_DATASETS
 from jobs.ml.datasets.synthetic import encode_png, zip_writer
 
 MIRROR_ENV = "VISIONLAB_DATASET_MIRROR"
@@ -153,18 +154,22 @@ def _read_cifar10(paths: list[Path]) -> Arrays:
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
+
+def _shown(name: str) -> tuple[str, str]:
+    """Title and description, from the plain catalogue the web process reads (jobs.ml.catalog)."""
+    return REFERENCE_DATASETS[name].title, REFERENCE_DATASETS[name].description
+
+
 REFERENCE: dict[str, Reference] = {
     "mnist": Reference(
-        "mnist", "MNIST",
-        "70,000 28x28 grayscale handwritten digits 0-9, the classic first dataset (11 MB download).",
+        "mnist", *_shown("mnist"),
         tuple(str(d) for d in range(10)),
         (RemoteFile(f"{KERAS_ORIGIN}mnist.npz",
                     "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"),),
         11, _read_mnist,
     ),
     "fashion_mnist": Reference(
-        "fashion_mnist", "Fashion-MNIST",
-        "70,000 28x28 grayscale photos of 10 kinds of clothing, a harder drop-in for MNIST (30 MB).",
+        "fashion_mnist", *_shown("fashion_mnist"),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
          "Ankle boot"),
         tuple(RemoteFile(f"{KERAS_ORIGIN}{fname}", None, "datasets/fashion-mnist") for fname in (
@@ -173,8 +178,7 @@ REFERENCE: dict[str, Reference] = {
         30, _read_fashion_mnist,
     ),
     "cifar10": Reference(
-        "cifar10", "CIFAR-10",
-        "60,000 32x32 colour photos of 10 everyday classes such as cats, ships and trucks (163 MB).",
+        "cifar10", *_shown("cifar10"),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                     "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),),

@@ -24,6 +24,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
+from jobs.ml.catalog import BUILTIN_DATASETS
+
 # Every member gets this timestamp: the archive's bytes then depend on its content only.
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
@@ -315,20 +317,13 @@ class Builtin:
     make: Callable[[Path], Path]
 
 
+# Titles and descriptions live in the plain catalogue the web process reads (jobs.ml.catalog).
+_MAKERS: dict[str, Callable[[Path], Path]] = {
+    "digits": make_digits_zip,
+    "shapes": make_shapes_classification_zip,
+    "shapes-captions": make_shapes_captions_zip,
+}
 BUILTIN_OFFLINE: dict[str, Builtin] = {
-    "digits": Builtin(
-        "digits", "Handwritten digits (scikit-learn)", "classification",
-        "1,797 real 8x8 scans of handwritten digits 0-9 shipped inside scikit-learn, enlarged to 32 px.",
-        make_digits_zip,
-    ),
-    "shapes": Builtin(
-        "shapes", "Shapes: circles, squares and triangles", "classification",
-        "180 generated 64 px pictures of one circle, square or triangle in random colours and places.",
-        make_shapes_classification_zip,
-    ),
-    "shapes-captions": Builtin(
-        "shapes-captions", "Captioned shapes", "captions",
-        "120 generated pictures of coloured shapes, each with five differently worded captions.",
-        make_shapes_captions_zip,
-    ),
+    name: Builtin(name, source.title, source.kind, source.description, _MAKERS[name])
+    for name, source in BUILTIN_DATASETS.items()
 }

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -31,9 +32,12 @@ class Command(BaseCommand):
         services = []
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
+            # Its own Redis, on a free port and with a password kept in DATA_DIR: other users of
+            # this machine can reach 127.0.0.1 too, and must not read or queue jobs.
             redis_port = stack.free_port()
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            services.append(stack.redis_service(data_dir, redis_port))
+            password = stack.redis_password(data_dir)
+            redis_url = stack.redis_url(redis_port, password)
+            services.append(stack.redis_service(data_dir, redis_port, password))
         os.environ["REDIS_URL"] = redis_url  # every child process inherits it
         services += [
             stack.worker_service("jobs", JOB_QUEUES, env_int("WORKER_CONCURRENCY", 1, minimum=1)),
@@ -41,12 +45,17 @@ class Command(BaseCommand):
             stack.web_service(host, port, env_int("WEB_CONCURRENCY", 2, minimum=1)),
         ]
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+        if services[0].name == "redis":  # the password stays in its file, out of the terminal
+            shown_redis = (f"{stack.redis_url(redis_port)}  (private to this stack, password in "
+                           f"{data_dir / stack.REDIS_PASSWORD_FILE})")
+        else:
+            shown_redis = _without_password(redis_url)
         banner = "\n".join([
             "",
             "=" * 64,
             f"  VisionLab is running at http://{shown}:{port}/",
             f"  {self._login_hint()}",
-            f"  Redis: {redis_url}" + ("  (private to this stack)" if services[0].name == "redis" else ""),
+            f"  Redis: {shown_redis}",
             f"  Data: {data_dir}",
             "  Press Ctrl-C to stop.",
             "=" * 64,
@@ -76,3 +85,12 @@ class Command(BaseCommand):
         if admin and path.exists() and admin.check_password(path.read_text().strip()):
             return f"Log in as admin with password {path.read_text().strip()}  (change it under Account)"
         return "Log in with your account (add users in /admin/)."
+
+
+def _without_password(url: str) -> str:
+    """`url` with any password replaced by ***, for printing."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,186 @@
+"""The plain catalogues the web process shows and validates against, without the code behind them.
+
+Which architectures the zoo builds, which built-in backbones exist, which datasets one click
+adds: names, titles, descriptions and reference numbers, nothing else. The web process reads
+them from here (the old names `jobs.ml.zoo.ARCHITECTURES`, `jobs.ml.backbones.BUILTIN_BACKBONES`,
+`jobs.ml.datasets.synthetic.BUILTIN_OFFLINE` and `jobs.ml.datasets.reference.REFERENCE` still
+work for the workers), so this module imports the standard library only: no NumPy, Pillow,
+Keras, TensorFlow or scikit-learn. `tests/test_web_imports.py` fails the build if importing any
+`webapp` module loads TensorFlow, Keras or scikit-learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# --- architectures: the model zoo (jobs.ml.zoo builds them, jobs.ml.transfer the backbone ones) --
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the UI shows about one architecture and what the launch form proposes."""
+
+    name: str
+    title: str
+    description: str  # one or two plain sentences: what it is, when to use it, what it costs
+    reference_input_shape: tuple[int, int, int]  # (height, width, channels)
+    reference_classes: int
+    reference_params: int | None  # exact total at the reference shape and class count
+    default_image_size: int  # square side the launch form proposes
+    default_channels: int  # 1 = grayscale, 3 = RGB
+    min_image_size: int  # the smallest square side that still builds (pooling must not reach 0)
+    # "scratch": built here and trained end to end; "transfer": a head on a pretrained backbone;
+    # "features": a classical model on cached features (jobs.ml.transfer builds those two).
+    family: str = "scratch"
+    default_backbone: str = ""  # for transfer and feature models: what `params.backbone` defaults to
+    fixed_backbone: bool = False  # True for the presets, whose name says the backbone
+
+    @property
+    def uses_backbone(self) -> bool:
+        return self.family != "scratch"
+
+
+ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (
+    Architecture(
+        name="mlp", title="Multilayer perceptron",
+        description=("One hidden layer of 128 units on the flattened pixels: the quickest baseline, trained in "
+                     "seconds on a CPU. Fine for small centred grayscale images such as digits or clothing; "
+                     "it ignores where pixels are, so photos need a convolutional network."),
+        reference_input_shape=(28, 28, 1), reference_classes=10, reference_params=101_770,
+        default_image_size=28, default_channels=1, min_image_size=1,
+    ),
+    Architecture(
+        name="lenet5", title="LeNet-5",
+        description=("The classic small convolutional network: two 5x5 convolutions with pooling, then three "
+                     "dense layers. Made for 28x28 grayscale digits; it trains in a minute or two on a CPU."),
+        reference_input_shape=(28, 28, 1), reference_classes=10, reference_params=44_426,
+        default_image_size=28, default_channels=1, min_image_size=16,
+    ),
+    Architecture(
+        name="cnn", title="Convolutional network",
+        description=("Nine 3x3 convolutions with batch normalization, global average pooling and two dense "
+                     "layers (about 10.7 million parameters): a good first choice for colour photos. It is "
+                     "proposed at 128x128 because on a CPU it is slow at 256x256; use a GPU for large images."),
+        reference_input_shape=(256, 256, 3), reference_classes=10, reference_params=10_736_458,
+        default_image_size=128, default_channels=3, min_image_size=32,
+    ),
+    Architecture(
+        name="vgg16", title="VGG16",
+        description=("VGG16 trained from scratch: 13 3x3 convolutions in five blocks and two 4096-unit dense "
+                     "layers, about 138 million parameters at 224x224. It needs a GPU and many thousands of "
+                     "images; for a small dataset a transfer model learns far faster."),
+        reference_input_shape=(224, 224, 3), reference_classes=1000, reference_params=138_357_544,
+        default_image_size=224, default_channels=3, min_image_size=32,
+    ),
+    Architecture(
+        name="vgg19", title="VGG19",
+        description=("VGG16 with one more convolution in each of its last three blocks (16 in all, about 144 "
+                     "million parameters at 224x224). Slightly slower than VGG16 and just as hungry: a GPU and "
+                     "a large dataset."),
+        reference_input_shape=(224, 224, 3), reference_classes=1000, reference_params=143_667_240,
+        default_image_size=224, default_channels=3, min_image_size=32,
+    ),
+    Architecture(
+        name="transfer", title="Transfer learning (any backbone)",
+        description=("A frozen pretrained backbone of your choice (a built-in one, a file you uploaded or a model "
+                     "you trained) with a small head: Dense(256), Dropout(0.5), softmax. 'extract' trains the "
+                     "head on cached features in seconds; 'finetune' also retrains the backbone's last block."),
+        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=None,
+        default_image_size=224, default_channels=3, min_image_size=32,
+        family="transfer", default_backbone="mobilenet_v2",
+    ),
+    Architecture(
+        name="vgg16_transfer", title="VGG16 transfer",
+        description=("The VGG16 convolutional base pretrained on ImageNet (4x4x512 features at 150x150) with a "
+                     "small dense head: the classic way to get a good classifier from a few hundred photos."),
+        reference_input_shape=(150, 150, 3), reference_classes=2, reference_params=16_812_622,
+        default_image_size=150, default_channels=3, min_image_size=32,
+        family="transfer", default_backbone="vgg16_conv", fixed_backbone=True,
+    ),
+    Architecture(
+        name="mobilenet_v2_transfer", title="MobileNetV2 transfer",
+        description=("MobileNetV2 pretrained on ImageNet (1280 features per photo) with a small dense head. "
+                     "About ten times cheaper than VGG16, so it is the quick choice on a CPU."),
+        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=2_586_434,
+        default_image_size=224, default_channels=3, min_image_size=32,
+        family="transfer", default_backbone="mobilenet_v2", fixed_backbone=True,
+    ),
+    Architecture(
+        name="logreg", title="Logistic regression on features",
+        description=("Logistic regression on a backbone's cached features: a baseline that trains in seconds, "
+                     "so you know what a deeper model has to beat."),
+        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=None,
+        default_image_size=224, default_channels=3, min_image_size=32,
+        family="features", default_backbone="mobilenet_v2",
+    ),
+)}
+
+
+# --- built-in backbones (jobs.ml.backbones builds them from keras.applications) -----------------
+
+BUILTIN_BACKBONES: dict[str, dict] = {
+    "vgg16": {
+        "title": "VGG16",
+        "description": ("VGG16 up to its second 4096-unit dense layer (fc2), at 224x224: the features of the "
+                        "captioning seeds. Slow on a CPU (about 15 billion operations per image)."),
+        "image_size": 224, "layer": "fc2", "feature_shape": (4096,), "channels": 3,
+    },
+    "vgg16_conv": {
+        "title": "VGG16 conv base",
+        "description": ("VGG16's convolutional base at 150x150: a 4x4x512 map from block5_pool, for the "
+                        "transfer-learning seed. About a third of VGG16's cost per image."),
+        "image_size": 150, "layer": "block5_pool", "feature_shape": (4, 4, 512), "channels": 3,
+    },
+    "mobilenet_v2": {
+        "title": "MobileNetV2",
+        "description": ("MobileNetV2 with global average pooling: 1280 features per image at 224x224. About "
+                        "fifty times cheaper than VGG16, so it is the one to use on a CPU."),
+        "image_size": 224, "layer": "global_average_pooling2d", "feature_shape": (1280,), "channels": 3,
+    },
+}
+
+
+# --- datasets one click adds (jobs.ml.datasets.synthetic and .reference make them) ---------------
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A dataset the Datasets page offers with one click."""
+
+    name: str
+    title: str
+    kind: Literal["classification", "captions"]
+    description: str
+    offline: bool  # True: generated on the worker; False: downloaded through Keras (needs internet or a mirror)
+
+
+# Generated or shipped offline, so a fresh install has something real to train at once.
+BUILTIN_DATASETS: dict[str, DatasetSource] = {source.name: source for source in (
+    DatasetSource(
+        "digits", "Handwritten digits (scikit-learn)", "classification",
+        "1,797 real 8x8 scans of handwritten digits 0-9 shipped inside scikit-learn, enlarged to 32 px.", True,
+    ),
+    DatasetSource(
+        "shapes", "Shapes: circles, squares and triangles", "classification",
+        "180 generated 64 px pictures of one circle, square or triangle in random colours and places.", True,
+    ),
+    DatasetSource(
+        "shapes-captions", "Captioned shapes", "captions",
+        "120 generated pictures of coloured shapes, each with five differently worded captions.", True,
+    ),
+)}
+
+# Downloaded through Keras's own code where the machine has internet (or from a mirror).
+REFERENCE_DATASETS: dict[str, DatasetSource] = {source.name: source for source in (
+    DatasetSource(
+        "mnist", "MNIST", "classification",
+        "70,000 28x28 grayscale handwritten digits 0-9, the classic first dataset (11 MB download).", False,
+    ),
+    DatasetSource(
+        "fashion_mnist", "Fashion-MNIST", "classification",
+        "70,000 28x28 grayscale photos of 10 kinds of clothing, a harder drop-in for MNIST (30 MB).", False,
+    ),
+    DatasetSource(
+        "cifar10", "CIFAR-10", "classification",
+        "60,000 32x32 colour photos of 10 everyday classes such as cats, ships and trucks (163 MB).", False,
+    ),
+)}

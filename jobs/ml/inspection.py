@@ -1,0 +1,46 @@
+"""What the sandbox runs on an uploaded model file: inspection at upload and the sanity check.
+
+These are the only places an uploaded file is opened before its owner has seen it work, so they
+run in `jobs.sandbox`'s child process, never in the shared inference worker. Each function takes
+and returns plain JSON data; a ValueError's sentence comes back as {"error": ...}.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def inspect(path: str, output: str | None, input_size: int | None, name: str, scaling: dict | None = None,
+            labels_path: str | None = None, photos: list | None = None) -> dict:
+    """The backbone record of the file (with its scaling and why), and its sanity report."""
+    from jobs.ml.backbones import inspect_file, suggest_scaling
+    from jobs.ml.scaling import InputScaling
+
+    chosen = InputScaling.from_dict(scaling) if scaling else None
+    backbone = inspect_file(Path(path), output or None, input_size, name=name, scaling=chosen)
+    source = "chosen by its owner" if chosen else suggest_scaling(Path(path))[1]
+    return {**backbone.to_dict(), "scaling_source": source, "sanity": _sanity(backbone, labels_path, photos)}
+
+
+def check(backbone: dict, labels_path: str | None = None, photos: list | None = None) -> dict:
+    """The sanity report of a stored backbone under the scaling its record names."""
+    from jobs.ml.backbones import Backbone
+
+    return {"sanity": _sanity(Backbone.from_dict(backbone), labels_path, photos)}
+
+
+def _sanity(backbone, labels_path: str | None, photos: list | None) -> dict:
+    """jobs.ml.sanity's report, labelled by the owner's labels file, else the model's TFLite metadata."""
+    from jobs.ml.sanity import check as sanity_check
+    from jobs.ml.tflite_metadata import read_metadata
+
+    labels = None
+    if labels_path and Path(labels_path).is_file():
+        labels = Path(labels_path).read_text(encoding="utf-8", errors="replace").splitlines()
+    elif backbone.kind == "tflite":
+        metadata = read_metadata(Path(backbone.source))
+        labels = list(metadata.labels) if metadata is not None and metadata.labels else None
+    return sanity_check(backbone, [(str(n), Path(p)) for n, p in photos or ()], labels)
+
+
+FUNCTIONS = {"inspect": inspect, "check": check}

@@ -1,0 +1,68 @@
+"""The web process never imports TensorFlow (PRODUCT.md, Architecture), and the build enforces it.
+
+A fresh interpreter configures Django, imports every `webapp` module (views, APIs, admin,
+management commands, migrations) and then every module that `webapp` code imports anywhere,
+also inside functions (what a request may load later). TensorFlow, Keras and scikit-learn must
+not be among the loaded modules, and from the ML core the web modules themselves load only the
+plain catalogues: the modules that hold the heavy code (the zoo, the backbones, dataset makers)
+are where a top-level `import keras` could one day appear.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = ("tensorflow", "keras", "sklearn")
+# What importing the web's modules may load from jobs.ml: catalogues with no heavy code behind them.
+LIGHT_ML_MODULES = {"jobs.ml", "jobs.ml.catalog", "jobs.ml.scaling"}
+
+PROBE = r"""
+import ast, importlib, json, os, pathlib, pkgutil, sys
+import django
+django.setup()
+import webapp
+
+def loaded(prefixes):
+    return sorted(m for m in sys.modules if m.split(".")[0] in prefixes)
+
+for info in pkgutil.walk_packages(webapp.__path__, "webapp."):
+    importlib.import_module(info.name)
+# The URL map and the WSGI application, as gunicorn loads them.
+import webapp.urls, webapp.wsgi  # noqa: E401
+at_import = {"forbidden": loaded(FORBIDDEN), "ml": sorted(m for m in sys.modules if m.startswith("jobs.ml"))}
+
+later = set()
+for path in pathlib.Path("webapp").rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            later.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            later.add(node.module)
+for name in sorted(later):
+    if name.split(".")[0] in ("jobs", "webapp"):
+        importlib.import_module(name)
+print(json.dumps({"at_import": at_import, "later": sorted(n for n in later if n.startswith("jobs")),
+                  "forbidden": loaded(FORBIDDEN)}))
+""".replace("FORBIDDEN", repr(set(FORBIDDEN)))
+
+
+def test_no_webapp_module_loads_tensorflow_keras_or_sklearn(tmp_path):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATA_DIR": str(tmp_path),
+           "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert report["at_import"]["forbidden"] == [], "importing the web's modules loads " + ", ".join(
+        report["at_import"]["forbidden"])
+    assert report["forbidden"] == [], (
+        f"a module the web imports (one of {report['later']}) loads {', '.join(report['forbidden'])}")
+    heavy = sorted(set(report["at_import"]["ml"]) - LIGHT_ML_MODULES)
+    assert heavy == [], (f"the web's modules import ML code {heavy}; read catalogues from jobs.ml.catalog, "
+                         "and import worker code inside the function that needs it")

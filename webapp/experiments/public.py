@@ -1,0 +1,51 @@
+"""What of a job's record its owner reads: nothing that names a server path or a machine.
+
+Workers record where they ran because the platform needs it: the job row keeps the Celery node
+name (`jobs@<host>`, how a vanished worker's jobs are found), results keep the host in their
+environment, and backbone records the file they read under DATA_DIR. Staff, who run the
+machines, see all of it; everyone else sees the worker's name without its host, results without
+hosts or backbone files, and any path under DATA_DIR in a message or log relative to it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def worker_name(worker: str) -> str:
+    """`jobs@gpu-host-3` -> `jobs`: which kind of worker ran it, not on which machine."""
+    return (worker or "").partition("@")[0]
+
+
+def relative_paths(text):
+    """`text` with DATA_DIR's own path taken out of every path under it (non-strings as they are)."""
+    if not isinstance(text, str):
+        return text
+    root = str(settings.DATA_DIR).rstrip("/")
+    return text.replace(root + "/", "").replace(root, "DATA_DIR")
+
+
+def without_source(backbone):
+    """A backbone record without where its file sits on the server."""
+    if not isinstance(backbone, dict):
+        return backbone
+    return {key: value for key, value in backbone.items() if key != "source"}
+
+
+def job_for(data: dict, user) -> dict:
+    """A serialized job as `user` may read it (see the module docstring)."""
+    if getattr(user, "is_staff", False):
+        return data
+    data = dict(data)
+    data["worker"] = worker_name(data.get("worker", ""))
+    data["error"] = relative_paths(data.get("error"))
+    data["message"] = relative_paths(data.get("message"))
+    result = data.get("result")
+    if isinstance(result, dict):
+        result = {key: value for key, value in result.items() if key != "host"}  # the system check's host
+        if isinstance(result.get("environment"), dict):
+            result["environment"] = {k: v for k, v in result["environment"].items() if k != "host"}
+        if "backbone" in result:
+            result["backbone"] = without_source(result["backbone"])
+        data["result"] = result
+    return data
