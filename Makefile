@@ -70,6 +70,7 @@ bench: install system-deps
 	$(PY) bench/ingest.py
 	$(PY) bench/overhead.py
 	$(PY) bench/features.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
