@@ -252,13 +252,23 @@ def _scene(rng: np.random.Generator, size: int) -> tuple[list[dict], list[tuple]
     return objects, drawn
 
 
-def make_shapes_captions_zip(path: Path, n_images: int = 120, size: int = 96, seed: int = 0) -> Path:
+def _plain_caption(objects: list[dict]) -> str:
+    """One fixed wording per scene: colour, the first noun and place, no size ("a red circle on the left")."""
+    return " and ".join(f"{_article(o['colour'])} {o['colour']} {NOUNS[o['shape']][0]} {PLACES[o['position']][0]}"
+                        for o in objects)
+
+
+def make_shapes_captions_zip(path: Path, n_images: int = 120, size: int = 96, seed: int = 0,
+                             plain: bool = False) -> Path:
     """Write a Flickr8k-layout caption dataset of coloured shapes with five captions per image.
 
     Layout: `shapes-captions/Images/shapes_NNNN.jpg`, `Flickr8k.token.txt` (`name.jpg#k<TAB>
     caption`, k = 0..4) and the three split files (70/15/15, shuffled with the seed). The
     captions are templates with synonyms, so the five references really differ and BLEU
     against them measures something, yet the language is small enough to learn in minutes.
+    Synonyms also cap BLEU: no caption can match words chosen at random (a model that knows each
+    scene exactly scores about 0.7 BLEU-4). `plain` gives every scene one fixed wording instead
+    (the same pictures for the same seed), so BLEU measures only what the model sees.
     """
     if n_images < 3 or size < 32:
         raise ValueError("A caption dataset needs at least 3 images (one per split) of at least 32 px.")
@@ -273,7 +283,10 @@ def make_shapes_captions_zip(path: Path, n_images: int = 120, size: int = 96, se
             name = f"shapes_{index:04d}.jpg"
             add(f"{top}/Images/{name}", encode_jpeg(image))
             names.append(name)
-            token_lines += [f"{name}#{k}\t{c}" for k, c in enumerate(_captions(objects, rng))]
+            captions = _captions(objects, rng)  # drawn either way: the pictures stay the same for a seed
+            if plain:
+                captions = [_plain_caption(objects)] * CAPTIONS_PER_IMAGE
+            token_lines += [f"{name}#{k}\t{c}" for k, c in enumerate(captions)]
         add(f"{top}/Flickr8k.token.txt", ("\n".join(token_lines) + "\n").encode("utf-8"))
         order = [names[i] for i in rng.permutation(n_images)]
         n_train = max(1, int(round(n_images * SPLIT_SHARES[0])))
