@@ -3,7 +3,9 @@
 Features come first, as a visible step of the job (found in the cache, or extracted now and
 kept for every later job on the same images and backbone); training then reads them
 progressively. The model's metadata records the backbone, so the inference worker can turn
-a photo into the same features before captioning it.
+a photo into the same features before captioning it. Training checkpoints every epoch in the
+job's working folder, so a failed or cancelled job that is resumed (`params.resume`) continues
+from its last finished epoch, on the cached features and with the same vocabulary.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def train_captioner(job, reporter) -> dict:
     try:
         result = train(features, captions, splits, config, workdir,
                        ScaledSink(reporter, FEATURES_SHARE if not reused else 0.02, 1.0),
-                       metadata={"backbone": backbone.to_dict()})
+                       metadata={"backbone": backbone.to_dict()}, resume=bool(params.get("resume")))
     except ValueError as exc:
         raise UserFacingError(str(exc)) from exc
 
@@ -65,6 +67,8 @@ def train_captioner(job, reporter) -> dict:
         "evaluated_on": result.evaluated_on, "best_epoch": result.best_epoch, "summary": result.summary,
         "params": result.params, "split_sizes": result.split_sizes, "samples_per_epoch": result.samples_per_epoch,
         "stopped_early": result.stopped_early, "train_seconds": result.seconds,
+        "samples_per_second": result.samples_per_second, "epochs_run": result.epochs_run,
+        "resumed_from": result.resumed_from,
         "features": features_summary(backbone, features, reused), "model_id": model.id,
         "environment": environment(),
     }

@@ -4,7 +4,8 @@ One caption dataset is generated (coloured shapes, five differently worded capti
 image, Flickr8k layout) and uploaded; a feature extractor is uploaded as the user's own
 backbone; a caption model is trained on it and must beat the most-common-caption baseline on
 test BLEU-4. A second job on the same images and backbone must find the features cached. The
-demo link must work without login, reach nothing but its model, and die when revoked.
+demo link must work without login, reach nothing but its model, and die when revoked. A caption
+job cancelled after its first epoch resumes from its last finished epoch, on the cached features.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rest_framework.test import APIClient
 from jobs.ml.datasets.synthetic import make_shapes_captions_zip
 from tests.api_helpers import launch, upload_backbone, upload_dataset
 from tests.backbone_files import pixels_backbone
-from tests.conftest import wait_for_job
+from tests.conftest import wait_for, wait_for_job
 from webapp.experiments.backbone_choices import resolve
 from webapp.experiments.models import TrainedModel
 
@@ -113,6 +114,38 @@ def test_a_caption_model_beats_the_baseline_reuses_features_and_its_demo_is_shar
     assert anonymous.post(f"/demo/{token}/caption/", {"image": io.BytesIO(photo)},
                           format="multipart").status_code == 404
     assert anonymous.get(f"/demo/{token}/examples/0").status_code == 404
+
+
+def test_a_cancelled_caption_job_resumes_from_its_last_epoch_on_the_cached_features(caption_setup, alice_api):
+    from webapp.experiments.models import Job, JobMetric
+
+    _, dataset, backbone = caption_setup
+    epochs = 8
+    job = launch(alice_api, {"kind": "train_captioner", "dataset": dataset["id"], "params": {
+        "backbone": backbone["key"], "epochs": epochs, "batch_size": 64, "learning_rate": 0.005, "units": 64,
+        "dropout": 0.2, "early_stopping": None, "beam_width": 1}})
+    wait_for(lambda: alice_api.get(f"/api/jobs/{job['id']}/").json()["metrics"], timeout=180,
+             what="the first epoch")
+    assert alice_api.post(f"/api/jobs/{job['id']}/cancel/").status_code == 202
+    cancelled = wait_for_job(alice_api, job["id"], timeout=30)
+    assert cancelled["status"] == "cancelled"
+    done_before = len(cancelled["metrics"])
+    assert 1 <= done_before < epochs
+    before = {m.epoch: m.recorded_at for m in JobMetric.objects.filter(job_id=job["id"])}
+
+    assert alice_api.post(f"/api/jobs/{job['id']}/resume/").status_code == 202
+    done = wait_for_job(alice_api, job["id"], timeout=240)
+
+    assert done["status"] == "succeeded", done["error"]
+    assert [m["epoch"] for m in done["metrics"]] == list(range(1, epochs + 1))
+    assert all(set(m) >= {"loss", "accuracy", "val_loss", "val_accuracy"} for m in done["metrics"])
+    kept = {m.epoch: m.recorded_at for m in JobMetric.objects.filter(job_id=job["id"], epoch__in=before)}
+    assert kept == before, "epochs finished before the cancel were not trained again"
+    result = done["result"]
+    assert result["resumed_from"] == done_before and result["epochs_run"] == epochs - done_before
+    assert result["features"]["reused"] is True  # the features the first run extracted
+    assert 1 <= result["best_epoch"] <= epochs and result["bleu4"] > 0
+    assert Job.objects.get(id=job["id"]).params["resume"] is True
 
 
 def test_the_demo_endpoint_is_rate_limited_per_client_and_caps_the_photo_size(alice, settings):

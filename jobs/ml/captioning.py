@@ -10,11 +10,16 @@ so far, and predicts the next word:
     words -> Embedding(vocab, 256, mask_zero) -> Dropout -> LSTM(256) ─┘
 
 Training is fed progressively: every (image, caption) pair expands into one sample per word
-(features, the caption's first i words padded to `max_length`, word i+1), but those samples
-are made batch by batch from int token arrays and the (possibly memory-mapped) feature matrix,
-so memory does not grow with the number of samples. Captions are then generated greedily and
-with beam search on the test images and scored with corpus BLEU-1..4 against all references,
-next to a baseline that always says the most common training caption.
+(features, the caption's first i words, word i+1), but those samples are made batch by batch
+from int token arrays and the (possibly memory-mapped) feature matrix, so memory does not grow
+with the number of samples. A batch gathers samples of alike prefix lengths and is cut to its
+longest prefix, so the LSTM runs the steps the words need rather than `max_length` every time
+(the saved model takes prefixes padded to `max_length`, with the same weights and outputs).
+Every epoch checkpoints the whole training state (model, optimizer, history, early-stopping
+state, vocabulary), so a stopped run resumes from its last finished epoch; the epoch with the
+lowest val_loss gives the saved weights. Captions are then generated greedily and with beam
+search on the test images and scored with corpus BLEU-1..4 against all references, next to a
+baseline that always says the most common training caption.
 
 Progress, per-epoch metrics and the device go to a `ProgressSink`; a sink that raises
 `JobCancelled` stops the work at the next batch. No Django here: the same code runs from a script.
@@ -22,6 +27,7 @@ Progress, per-epoch metrics and the device go to a `ProgressSink`; a sink that r
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -37,11 +43,20 @@ import numpy as np
 import tensorflow as tf
 
 from jobs.ml import zoo
-from jobs.ml.artifacts import EMBEDDED_METADATA, METADATA_FILE, MODEL_FILE, save_model
+from jobs.ml.artifacts import EMBEDDED_METADATA, METADATA_FILE, MODEL_FILE, save_model, write_atomically, write_json
 from jobs.ml.bleu import corpus_bleu
 from jobs.ml.datasets.captions import clean_caption
 from jobs.ml.progress import Countdown, ProgressSink
-from jobs.ml.training import device_plan
+from jobs.ml.training import (
+    ASSUMED_FLOPS_PER_SECOND,
+    BEST_WEIGHTS_FILE,
+    CHECKPOINT_FILE,
+    MAX_STEPS_PER_EXECUTION,
+    STATE_FILE,
+    TARGET_CALL_SECONDS,
+    device_plan,
+    forget_state,
+)
 
 PAD, START, END = "<pad>", "startseq", "endseq"
 MAX_CAPTION_LENGTH = 40  # tokens, startseq and endseq included: the cap on a computed max_length
@@ -62,6 +77,9 @@ DECODE_ROWS = 256  # model rows (images x beams) per decoding call
 
 # The merge model's words input is right-padded (post): its mask is then cuDNN-compatible on a GPU.
 PADDING = "post"
+
+# What must match for a checkpoint to be continued rather than started over (and the feature size).
+RESUME_KEYS = ("min_word_count", "max_length", "embedding_dim", "units", "dropout", "learning_rate", "seed")
 
 
 # --- configuration and result ---------------------------------------------------------------------
@@ -99,8 +117,10 @@ class CaptionResult:
     evaluated_on: str = "test"  # "test", "validation", or "held-out training images" (no val and no test split)
     beam_width: int = 3
     stopped_early: bool = False
-    epochs_run: int = 0
+    epochs_run: int = 0  # epochs trained by this call (fewer than the history after a resume)
+    resumed_from: int = 0  # epochs found in the checkpoint this call continued (0: a fresh start)
     samples_per_epoch: int = 0  # (image, prefix, next word) training samples
+    samples_per_second: float = 0.0  # training throughput (training batches only, validation excluded)
     split_sizes: dict = field(default_factory=dict)  # images per split as used: {"train", "val", "test"}
 
 
@@ -214,6 +234,17 @@ def build_vocabulary(captions_by_key: Mapping[str, Sequence[str]], min_word_coun
 
 # --- the progressive pipeline ---------------------------------------------------------------------
 
+# Training batches hold samples of alike prefix lengths, each batch cut to its longest prefix, so
+# the LSTM runs about as many steps as the words a batch has rather than max_length (30-40) each
+# time. A pool of this many batches of shuffled samples is sorted by prefix length and cut into
+# batches, whose order is shuffled again: every epoch still sees every sample once in a fresh
+# order, and a batch still mixes images and captions. Measured (600 shapes pictures, real
+# MobileNet features, units 128, batch 128, 8 epochs, 2 CPU cores): pools of 1 / 4 / 32 batches
+# trained 6,507 / 7,829 / 8,373 samples/s with val_loss after epoch 1 of 1.42 / 1.59 / 1.78 and
+# 0.77 / 0.74 / 0.77 after epoch 8: larger pools add little speed and slow the first epochs.
+POOL_BATCHES = 4
+
+
 @dataclass
 class CaptionSet:
     """Encoded captions of one split as int arrays: all the pipeline keeps besides the feature matrix.
@@ -236,14 +267,26 @@ class CaptionSet:
     def max_length(self) -> int:
         return int(self.tokens.shape[1])
 
-    def samples(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sample ids -> (feature rows, prefixes (len(ids), max_length) int32, next words int32)."""
+    def _locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(caption index, position of the word to predict = prefix length) of each sample id."""
         ids = np.asarray(ids, dtype=np.int64)
         caption = np.searchsorted(self.offsets, ids, side="right") - 1
-        position = ids - self.offsets[caption] + 1  # index of the word to predict
-        rows = self.tokens[caption]
-        prefixes = np.where(np.arange(self.max_length)[None, :] < position[:, None], rows, 0).astype(np.int32)
-        targets = rows[np.arange(len(ids)), position].astype(np.int32)
+        return caption, ids - self.offsets[caption] + 1
+
+    def prefix_lengths(self, ids: np.ndarray) -> np.ndarray:
+        return self._locate(ids)[1]
+
+    def samples(self, ids: np.ndarray, trim: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample ids -> (feature rows, prefixes int32, next words int32).
+
+        Prefixes are right-padded to max_length, or with `trim` to the longest prefix among these
+        ids: the merge model's masked LSTM gives the same output either way, for fewer steps.
+        """
+        caption, position = self._locate(ids)
+        width = int(position.max(initial=1)) if trim else self.max_length
+        rows = self.tokens[caption, :width]
+        prefixes = np.where(np.arange(width)[None, :] < position[:, None], rows, 0).astype(np.int32)
+        targets = self.tokens[caption, position].astype(np.int32)
         return self.image_rows[caption], prefixes, targets
 
 
@@ -263,46 +306,74 @@ def steps_per_epoch(captions: CaptionSet, batch_size: int) -> int:
     return math.ceil(captions.n_samples / batch_size)
 
 
+def batch_plan(captions: CaptionSet, batch_size: int, *, shuffle: bool, seed: int = 0,
+               epoch: int = 0) -> list[np.ndarray]:
+    """The sample ids of each batch of one pass, batches of alike prefix lengths (see POOL_BATCHES).
+
+    Shuffled passes draw from (seed, epoch), so epoch e has the same batches in a run that was
+    resumed as in one that was not. Unshuffled (validation) passes sort all samples by length.
+    Costs one int64 per sample while the pass runs.
+    """
+    n = captions.n_samples
+    if shuffle:
+        rng = np.random.default_rng([seed, epoch])
+        ids = rng.permutation(n)
+        pool = batch_size * POOL_BATCHES
+    else:
+        ids, pool = np.arange(n), max(n, 1)
+    for start in range(0, n, pool):
+        chunk = ids[start:start + pool]
+        ids[start:start + pool] = chunk[np.argsort(captions.prefix_lengths(chunk), kind="stable")]
+    batches = [ids[start:start + batch_size] for start in range(0, n, batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 def make_caption_dataset(matrix: np.ndarray, captions: CaptionSet, batch_size: int, *, shuffle: bool = False,
-                         seed: int = 0) -> tf.data.Dataset:
+                         seed: int = 0, epoch: Callable[[], int] | None = None) -> tf.data.Dataset:
     """Batches of ({"image_features", "words"}, next word) made on the fly, prefetched.
 
-    Each pass draws a fresh permutation of the sample ids (one int per sample; seeded, so a run
-    is repeatable) unless `shuffle` is off, then builds each batch from the token arrays and
-    reads only that batch's feature rows from `matrix` (each row once, in file order, which is
-    what a memory-mapped matrix wants). The dataset knows its length (the number of batches).
+    Each pass follows `batch_plan` (the pass's epoch is `epoch()` when given, else passes count
+    up from 0), builds each batch from the token arrays with a few vectorised numpy calls, its
+    prefixes cut to the batch's longest one, and reads only that batch's feature rows from
+    `matrix` (each row once, in file order, which is what a memory-mapped matrix wants). Memory
+    besides the feature matrix: the int token arrays, one int per sample for the pass's order,
+    and the batches in flight. The dataset knows its length (the number of batches).
     """
-    n, length, dim = captions.n_samples, captions.max_length, int(matrix.shape[1])
+    n, dim = captions.n_samples, int(matrix.shape[1])
     if n == 0:
         raise ValueError("There are no caption words to learn from.")
-    rng = np.random.default_rng(seed)
+    passes = itertools.count()
 
     def batches():
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
-            rows, prefixes, targets = captions.samples(order[start:start + batch_size])
+        pass_epoch = epoch() if epoch is not None else next(passes)
+        for ids in batch_plan(captions, batch_size, shuffle=shuffle, seed=seed, epoch=pass_epoch):
+            rows, prefixes, targets = captions.samples(ids, trim=True)
             unique, inverse = np.unique(rows, return_inverse=True)
             features = np.asarray(matrix[unique], dtype=np.float32)[inverse]
             yield {"image_features": features, "words": prefixes}, targets
 
     signature = ({"image_features": tf.TensorSpec((None, dim), tf.float32),
-                  "words": tf.TensorSpec((None, length), tf.int32)},
+                  "words": tf.TensorSpec((None, None), tf.int32)},
                  tf.TensorSpec((None,), tf.int32))
     ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size)))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps_per_epoch(captions, batch_size)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 # --- the model ------------------------------------------------------------------------------------
 
-def build_merge_model(feature_dim: int, vocab_size: int, max_length: int, embedding_dim: int = 256,
+def build_merge_model(feature_dim: int, vocab_size: int, max_length: int | None, embedding_dim: int = 256,
                       units: int = 256, dropout: float = 0.5, seed: int = 0) -> keras.Model:
     """The merge captioning model (stock Keras layers only: a saved file reloads without custom objects).
 
     Inputs "image_features" (feature_dim floats) and "words" (max_length ints, 0 = padding);
     output: the next word's probabilities over the vocabulary. Kernels are seeded per layer.
+    `max_length` None takes prefixes of any length: the model training runs on trimmed batches;
+    its weights are the same list as the fixed-length model's.
     """
-    if min(feature_dim, vocab_size, max_length, embedding_dim, units) < 1 or not 0 <= dropout < 1:
+    if min(feature_dim, vocab_size, max_length or 1, embedding_dim, units) < 1 or not 0 <= dropout < 1:
         raise ValueError("The caption model needs positive sizes and a dropout rate in [0, 1).")
 
     def init(offset: int) -> dict:
@@ -480,6 +551,130 @@ def load_captioner(model_dir: Path, warm_up: bool = True) -> Captioner:
     return captioner
 
 
+# --- checkpoints ----------------------------------------------------------------------------------
+
+def _read_state(workdir: Path, config: CaptionConfig, feature_dim: int) -> dict | None:
+    """The saved training state when it exists and can be continued by this run, else None."""
+    try:
+        state = json.loads((workdir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (workdir / CHECKPOINT_FILE).exists() or "index_to_word" not in state:
+        return None
+    saved = state.get("config", {})
+    if state.get("feature_dim") != feature_dim or any(saved.get(k) != getattr(config, k) for k in RESUME_KEYS):
+        return None  # other features or another model: its weights cannot continue
+    return state
+
+
+def _seed_states(model: keras.Model) -> list:
+    """Where the dropout layers' random streams are: `model.save` leaves them out, and a resumed run
+    that starts them over draws other masks than a run that never stopped."""
+    return [v for v in model.non_trainable_variables if v.name == "seed_generator_state"]
+
+
+def _load_checkpoint(workdir: Path, state: dict) -> keras.Model:
+    """The checkpointed model, compiled with its optimizer state, its dropout streams where they were."""
+    model = keras.models.load_model(workdir / CHECKPOINT_FILE)
+    for variable, value in zip(_seed_states(model), state.get("seed_states", []), strict=False):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+    return model
+
+
+def _save_weights(path: Path, weights: list[np.ndarray]) -> None:
+    write_atomically(path, lambda tmp: np.savez(tmp, *weights))
+
+
+def _load_weights(path: Path) -> list[np.ndarray] | None:
+    try:
+        with np.load(path) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class _CaptionCallback(keras.callbacks.Callback):
+    """Progress and cancel checks every batch; metrics, best weights, early stopping and a checkpoint every epoch.
+
+    Early stopping is done here rather than with `keras.callbacks.EarlyStopping` because its
+    state (best val_loss, the best weights, epochs waited) must survive a resume, and Keras resets
+    it. `epoch` (0-based, counting earlier runs) also tells the training pipeline which epoch's
+    order to draw. A `JobCancelled` raised by the sink propagates straight out of `fit`.
+    """
+
+    def __init__(self, sink: ProgressSink, config: CaptionConfig, workdir: Path, steps: int, n_samples: int,
+                 state: dict, saved: dict):
+        super().__init__()
+        self.sink, self.config, self.workdir, self.steps, self.n_samples = sink, config, workdir, steps, n_samples
+        self.saved = saved  # what the checkpoint's state records besides training progress (vocabulary, sizes)
+        self.history: list[dict] = list(state.get("history", []))
+        self.best_epoch: int = state.get("best_epoch", 0)
+        self.best_val_loss: float | None = state.get("best_val_loss")
+        self.stopped_early: bool = state.get("stopped_early", False)
+        self.best_weights = _load_weights(workdir / BEST_WEIGHTS_FILE) if self.best_epoch else None
+        self.epoch = self.initial_epoch = len(self.history)
+        self.fraction = TRAIN_START
+        self.epochs_run, self.samples, self.train_seconds = 0, 0, 0.0
+
+    def _report(self, fraction: float, message: str) -> None:
+        self.fraction = max(self.fraction, min(fraction, TRAIN_END))
+        self.sink.progress(self.fraction, message)
+
+    def on_train_begin(self, logs=None):
+        self.countdown = Countdown((self.config.epochs - self.initial_epoch) * self.steps)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.epoch_started = time.perf_counter()
+        self.epoch_train_seconds = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        batch = min(batch, self.steps - 1)  # with several batches per call, the last call may overshoot
+        self.epoch_train_seconds = time.perf_counter() - self.epoch_started
+        epochs = self.config.epochs
+        fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * (self.epoch + (batch + 1) / self.steps) / epochs
+        done = (self.epoch - self.initial_epoch) * self.steps + batch + 1
+        self._report(fraction, f"Epoch {self.epoch + 1}/{epochs} · batch {batch + 1}/{self.steps}"
+                               f"{self.countdown(done)}")
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._report(self.fraction, f"Epoch {self.epoch + 1}/{self.config.epochs} · "
+                                    "checking the validation captions")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        metrics = {k: float(logs[k]) for k in METRICS if k in logs}
+        self.history.append({"epoch": epoch + 1, **metrics})
+        self.epochs_run += 1
+        self.samples += self.n_samples
+        self.train_seconds += self.epoch_train_seconds
+        val_loss = metrics.get("val_loss")
+        if val_loss is not None and math.isfinite(val_loss) and (
+                self.best_val_loss is None or val_loss < self.best_val_loss):
+            self.best_val_loss, self.best_epoch = val_loss, epoch + 1
+            self.best_weights = self.model.get_weights()
+            _save_weights(self.workdir / BEST_WEIGHTS_FILE, self.best_weights)
+        patience = self.config.early_stopping_patience
+        if patience and epoch + 1 - max(self.best_epoch, 1) >= patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+        self._checkpoint()
+        self.sink.epoch_end(epoch + 1, metrics)
+
+    def _checkpoint(self) -> None:
+        """The model with its optimizer state, then the state that says which epoch it is.
+
+        The model is written first: a crash between the two writes makes a resume repeat one
+        epoch from a model one epoch further on, never continue from a model that is behind.
+        """
+        write_atomically(self.workdir / CHECKPOINT_FILE, self.model.save)
+        write_json(self.workdir / STATE_FILE, {
+            "epochs_done": len(self.history), "history": self.history, "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
+            "seed_states": [np.asarray(v.numpy()).tolist() for v in _seed_states(self.model)], **self.saved,
+        })
+
+
 # --- training -------------------------------------------------------------------------------------
 
 def _check_config(config: CaptionConfig) -> None:
@@ -523,56 +718,55 @@ def _split_keys(captions: Mapping[str, Sequence[str]], splits: Mapping[str, Sequ
     return train, val, test, evaluated_on
 
 
-class _CaptionCallback(keras.callbacks.Callback):
-    """Progress and cancel checks every batch; metrics, best weights and early stopping every epoch.
+def _vocabulary(state: dict | None, captions: Mapping[str, Sequence[str]], train: Sequence[str],
+                config: CaptionConfig) -> tuple[Vocabulary, int]:
+    """(vocabulary, max_length): the checkpoint's when resuming (its weights index them), else built anew."""
+    if state is not None:
+        return Vocabulary(list(state["index_to_word"])), int(state["max_length"])
+    vocab = build_vocabulary({k: captions[k] for k in train}, config.min_word_count)
+    return vocab, int(config.max_length or min(vocab.longest, MAX_CAPTION_LENGTH))
 
-    A `JobCancelled` raised by the sink propagates straight out of `fit`.
+
+def steps_per_execution(config: CaptionConfig, feature_dim: int, vocab_size: int, captions: CaptionSet,
+                        steps: int) -> int:
+    """Training batches per compiled call, so that one call takes about TARGET_CALL_SECONDS.
+
+    As for classifiers (jobs.ml.training): small models finish a batch in a few milliseconds, and
+    then Python's per-call cost (dispatch, callbacks) is a large share; several batches per call
+    remove it. The cost of a sample is its multiply-adds (the LSTM's over the mean prefix length,
+    as batches are trimmed) at an assumed speed: a wrong guess only changes how often progress
+    is reported.
     """
+    lengths = captions.lengths.astype(np.float64)
+    mean_prefix = float(((lengths - 1) * lengths / 2).sum() / max(1.0, (lengths - 1).sum()))
+    units, embedding = config.units, config.embedding_dim
+    per_sample = (feature_dim * units + mean_prefix * 4 * units * (embedding + units) + units * units
+                  + units * vocab_size)
+    seconds_per_batch = 6 * per_sample * config.batch_size / ASSUMED_FLOPS_PER_SECOND
+    wanted = int(TARGET_CALL_SECONDS / max(seconds_per_batch, 1e-9))
+    return max(1, min(wanted, MAX_STEPS_PER_EXECUTION, steps))
 
-    def __init__(self, sink: ProgressSink, config: CaptionConfig, steps: int):
-        super().__init__()
-        self.sink, self.config, self.steps = sink, config, steps
-        self.history: list[dict] = []
-        self.best_epoch = 0
-        self.best_val_loss: float | None = None
-        self.best_weights: list[np.ndarray] | None = None
-        self.stopped_early = False
-        self.fraction = TRAIN_START
-        self.epoch = 0
-        self.countdown = Countdown(config.epochs * steps)
 
-    def _report(self, fraction: float, message: str) -> None:
-        self.fraction = max(self.fraction, min(fraction, TRAIN_END))
-        self.sink.progress(self.fraction, message)
+def _new_model(feature_dim: int, vocab: Vocabulary, config: CaptionConfig, execution_steps: int) -> keras.Model:
+    """The merge model for training: prefixes of any length (batches are trimmed), compiled with Adam.
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+    No XLA: every prefix length would compile its own program.
+    """
+    model = build_merge_model(feature_dim, vocab.size, None, config.embedding_dim, config.units, config.dropout,
+                              config.seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=execution_steps, jit_compile=False)
+    return model
 
-    def on_train_batch_end(self, batch, logs=None):
-        epochs = self.config.epochs
-        done = self.epoch * self.steps + batch + 1
-        fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * done / (epochs * self.steps)
-        self._report(fraction, f"Epoch {self.epoch + 1}/{epochs} · batch {batch + 1}/{self.steps}"
-                               f"{self.countdown(done)}")
 
-    def on_test_batch_end(self, batch, logs=None):
-        self._report(self.fraction, f"Epoch {self.epoch + 1}/{self.config.epochs} · "
-                                    "checking the validation captions")
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        metrics = {k: float(logs[k]) for k in METRICS if k in logs}
-        self.history.append({"epoch": epoch + 1, **metrics})
-        val_loss = metrics.get("val_loss")
-        if val_loss is not None and math.isfinite(val_loss) and (
-                self.best_val_loss is None or val_loss < self.best_val_loss):
-            self.best_val_loss, self.best_epoch = val_loss, epoch + 1
-            self.best_weights = self.model.get_weights()
-        patience = self.config.early_stopping_patience
-        if patience and epoch + 1 - max(self.best_epoch, 1) >= patience:
-            self.stopped_early = True
-            self.model.stop_training = True
-        self.sink.epoch_end(epoch + 1, metrics)
+def _for_use(trained: keras.Model, weights: list[np.ndarray] | None, feature_dim: int, vocab: Vocabulary,
+             max_length: int, config: CaptionConfig) -> keras.Model:
+    """The fixed-length merge model a person downloads, with `weights` (the best epoch's) or the trained ones."""
+    model = build_merge_model(feature_dim, vocab.size, max_length, config.embedding_dim, config.units,
+                              config.dropout, config.seed)
+    model.set_weights(weights if weights is not None else trained.get_weights())
+    return model
 
 
 def _references(captions: Mapping[str, Sequence[str]], keys: Sequence[str]) -> list[list[list[str]]]:
@@ -584,17 +778,68 @@ def _references(captions: Mapping[str, Sequence[str]], keys: Sequence[str]) -> l
     return refs
 
 
+def _fit(model: keras.Model, matrix: np.ndarray, train_set: CaptionSet, val_set: CaptionSet, config: CaptionConfig,
+         callback: _CaptionCallback) -> None:
+    """The epochs still to run, on batches drawn for each epoch by its number (see batch_plan)."""
+    train_ds = make_caption_dataset(matrix, train_set, config.batch_size, shuffle=True, seed=config.seed,
+                                    epoch=lambda: callback.epoch)
+    val_ds = make_caption_dataset(matrix, val_set, config.batch_size)
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=callback.initial_epoch,
+              callbacks=[callback], verbose=0, shuffle=False)
+
+
+def _score(captioner: Captioner, features: FeatureMatrix, captions: Mapping[str, Sequence[str]],
+           train: Sequence[str], keys: Sequence[str], beam_width: int, sink: ProgressSink,
+           message: str) -> tuple[dict, str, list[dict]]:
+    """(BLEU of greedy, beam and baseline captions, the baseline caption, the gallery) on `keys`, tokenised alike."""
+    eval_features = np.asarray(features.rows(keys), dtype=np.float32)
+
+    def stage(start: float, end: float) -> Callable[[int, int], None]:
+        return lambda done, total: sink.progress(start + (end - start) * done / total, message)
+
+    greedy = captioner.caption_batch(eval_features, 1, stage(TRAIN_END, GREEDY_END))
+    beam = captioner.caption_batch(eval_features, beam_width, stage(GREEDY_END, BEAM_END))
+    refs = _references(captions, keys)
+    baseline = Counter(clean_caption(c) for k in train for c in captions[k]).most_common(1)[0][0]
+    bleu = {
+        "greedy": corpus_bleu(refs, [c.split() for c in greedy]),
+        "beam": corpus_bleu(refs, [c.split() for c in beam]),
+        "baseline": corpus_bleu(refs, [baseline.split()] * len(keys)),
+    }
+    gallery = [{"key": k, "greedy": g, "beam": b, "references": list(captions[k])}
+               for k, g, b in list(zip(keys, greedy, beam, strict=True))[:GALLERY_SIZE]]
+    return bleu, baseline, gallery
+
+
+def _model_metadata(metadata: dict | None, vocab: Vocabulary, max_length: int, feature_dim: int,
+                    config: CaptionConfig) -> dict:
+    """What the saved model needs to be used (vocabulary, length, tokenisation), with the caller's metadata."""
+    return {
+        **(metadata or {}),
+        "kind": "captioner", "architecture": ARCHITECTURE, "index_to_word": vocab.index_to_word,
+        "vocab_size": vocab.size, "max_length": max_length, "feature_dim": feature_dim,
+        "tokenisation": TOKENISATION, "start_token": START, "end_token": END, "padding": PADDING,
+        "beam_width": config.beam_width, "config": asdict(config),
+        "input": "image feature vectors of feature_dim values and word indices, right-padded with 0",
+    }
+
+
 def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str]],
                     splits: Mapping[str, Sequence[str]], config: CaptionConfig, workdir: Path,
-                    sink: ProgressSink, metadata: dict | None = None) -> CaptionResult:
+                    sink: ProgressSink, metadata: dict | None = None, resume: bool = False) -> CaptionResult:
     """Train the merge model on the training split, follow it on val, score BLEU on test.
 
     `captions` holds the raw captions per image key; `splits` the keys per split ("train",
     "val", "test"; keys without captions are ignored). Without a validation split, a tenth of the
     training images is held out for it; without a test split, captions are scored on the
     validation images (`evaluated_on` says which). The weights of the epoch with the lowest
-    val_loss are kept. `metadata` (e.g. the backbone spec) is stored with the model. Raises
-    JobCancelled when the sink does, ValueError (a sentence for the user) for an unusable request.
+    val_loss are kept. `metadata` (e.g. the backbone spec) is stored with the model.
+
+    Every epoch checkpoints the whole training state in `workdir`. With `resume`, a checkpoint
+    for the same features and model (RESUME_KEYS) is continued: its vocabulary, history,
+    optimizer, dropout and early-stopping state come back and epochs follow up to `config.epochs`
+    in all, as if it had never stopped; otherwise it starts over. Raises JobCancelled when the
+    sink does, ValueError (a sentence for the user) for an unusable request.
     """
     started = time.perf_counter()
     workdir = Path(workdir)
@@ -602,72 +847,51 @@ def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str
     sink.progress(0.0, "Preparing the captions")
     train, val, test, evaluated_on = _split_keys(captions, splits, config.seed)
     matrix, row_of = _feature_rows(features, [*train, *val, *test])
-    vocab = build_vocabulary({k: captions[k] for k in train}, config.min_word_count)
-    max_length = int(config.max_length or min(vocab.longest, MAX_CAPTION_LENGTH))
+    feature_dim = int(matrix.shape[1])
+    workdir.mkdir(parents=True, exist_ok=True)
+    state = _read_state(workdir, config, feature_dim) if resume else None
+    if state is None:
+        forget_state(workdir)
+    vocab, max_length = _vocabulary(state, captions, train, config)
     train_set = encode_captions(train, captions, vocab, max_length, row_of)
     val_set = encode_captions(val, captions, vocab, max_length, row_of)
-    workdir.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(config.seed)
     plan = device_plan()
     device = plan.description.split(" · ")[0]  # float32 throughout: no mixed precision here
     sink.set_device(device)
-    with plan.strategy.scope():
-        model = build_merge_model(int(matrix.shape[1]), vocab.size, max_length, config.embedding_dim,
-                                  config.units, config.dropout, config.seed)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    summary = zoo.summarize(model)
-
     steps = steps_per_epoch(train_set, config.batch_size)
-    sink.progress(TRAIN_START, f"Training on {train_set.n_samples:,} words of {len(train)} images' captions")
-    train_ds = make_caption_dataset(matrix, train_set, config.batch_size, shuffle=True, seed=config.seed)
-    val_ds = make_caption_dataset(matrix, val_set, config.batch_size)
-    callback = _CaptionCallback(sink, config, steps)
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=[callback], verbose=0,
-              shuffle=False)
-    if callback.best_weights is not None:
-        model.set_weights(callback.best_weights)
+    with plan.strategy.scope():
+        if state is None:
+            model = _new_model(feature_dim, vocab, config,
+                               steps_per_execution(config, feature_dim, vocab.size, train_set, steps))
+        else:
+            model = _load_checkpoint(workdir, state)
+    kept = {"index_to_word": vocab.index_to_word, "max_length": max_length, "feature_dim": feature_dim,
+            "config": asdict(config)}
+    callback = _CaptionCallback(sink, config, workdir, steps, train_set.n_samples, state or {}, kept)
+    if callback.initial_epoch < config.epochs and not callback.stopped_early:
+        sink.progress(TRAIN_START, f"Training on {train_set.n_samples:,} words of {len(train)} images' captions")
+        _fit(model, matrix, train_set, val_set, config, callback)
+    model = _for_use(model, callback.best_weights, feature_dim, vocab, max_length, config)
 
-    # Scoring: greedy, beam search and the most-common-caption baseline, tokenised alike.
-    eval_keys = test or val
     where = {"test": "test", "validation": "validation"}.get(evaluated_on, "held-out training")
     message = f"Scoring captions on the {where} images (greedy and beam search)"
     sink.progress(TRAIN_END, message)
-    captioner = Captioner(model, vocab, max_length)
-    eval_features = np.asarray(features.rows(eval_keys), dtype=np.float32)
-
-    def stage(start: float, end: float) -> Callable[[int, int], None]:
-        return lambda done, total: sink.progress(start + (end - start) * done / total, message)
-
-    greedy = captioner.caption_batch(eval_features, 1, stage(TRAIN_END, GREEDY_END))
-    beam = captioner.caption_batch(eval_features, config.beam_width, stage(GREEDY_END, BEAM_END))
-    refs = _references(captions, eval_keys)
-    baseline = Counter(clean_caption(c) for k in train for c in captions[k]).most_common(1)[0][0]
-    bleu = {
-        "greedy": corpus_bleu(refs, [c.split() for c in greedy]),
-        "beam": corpus_bleu(refs, [c.split() for c in beam]),
-        "baseline": corpus_bleu(refs, [baseline.split()] * len(eval_keys)),
-    }
-    gallery = [{"key": k, "greedy": g, "beam": b, "references": list(captions[k])}
-               for k, g, b in list(zip(eval_keys, greedy, beam, strict=True))[:GALLERY_SIZE]]
-
+    bleu, baseline, gallery = _score(Captioner(model, vocab, max_length), features, captions, train, test or val,
+                                     config.beam_width, sink, message)
     sink.progress(BEAM_END, "Saving the model")
-    saved = {
-        **(metadata or {}),
-        "kind": "captioner", "architecture": ARCHITECTURE, "index_to_word": vocab.index_to_word,
-        "vocab_size": vocab.size, "max_length": max_length, "feature_dim": int(matrix.shape[1]),
-        "tokenisation": TOKENISATION, "start_token": START, "end_token": END, "padding": PADDING,
-        "beam_width": config.beam_width, "config": asdict(config),
-        "input": "image feature vectors of feature_dim values and word indices, right-padded with 0",
-    }
-    model_path = save_model(model, workdir, saved)
+    model_path = save_model(model, workdir, _model_metadata(metadata, vocab, max_length, feature_dim, config))
     sink.progress(1.0, "Done")
+    history = callback.history
     return CaptionResult(
-        history=callback.history, best_epoch=callback.best_epoch or len(callback.history), bleu=bleu,
+        history=history, best_epoch=callback.best_epoch or len(history), bleu=bleu,
         baseline_caption=baseline, gallery=gallery, vocab_size=vocab.size, max_length=max_length,
-        tokenisation=TOKENISATION, summary=summary, params=int(model.count_params()), model_path=str(model_path),
-        device=device, seconds=round(time.perf_counter() - started, 2), evaluated_on=evaluated_on,
-        beam_width=config.beam_width, stopped_early=callback.stopped_early, epochs_run=len(callback.history),
-        samples_per_epoch=train_set.n_samples, split_sizes={"train": len(train), "val": len(val), "test": len(test)},
+        tokenisation=TOKENISATION, summary=zoo.summarize(model), params=int(model.count_params()),
+        model_path=str(model_path), device=device, seconds=round(time.perf_counter() - started, 2),
+        evaluated_on=evaluated_on, beam_width=config.beam_width, stopped_early=callback.stopped_early,
+        epochs_run=callback.epochs_run, resumed_from=callback.initial_epoch,
+        samples_per_epoch=train_set.n_samples,
+        samples_per_second=round(callback.samples / callback.train_seconds, 1) if callback.train_seconds else 0.0,
+        split_sizes={"train": len(train), "val": len(val), "test": len(test)},
     )
