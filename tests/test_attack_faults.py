@@ -158,11 +158,11 @@ def test_a_training_job_trains_on_through_a_30_second_redis_pause_and_succeeds(d
         wait_for(lambda: done.count() >= 5, timeout=120, what="five epochs")
         wait_for(lambda: get_redis().exists("visionlab:worker:peer@" + worker_host()), timeout=60,
                  what="the second worker's heartbeat")
-        # The speed of this machine decides when to pause: with about 40 s of training left, the
-        # job spans the 30 s pause and ends soon after it.
+        # The speed of this machine decides when to pause: with about 75 s of training left, the
+        # job spans the 30 s pause even if a busy machine frees up and it runs twice as fast.
         times = sorted(done.values_list("recorded_at", flat=True))
         per_second = (len(times) - 1) / max((times[-1] - times[0]).total_seconds(), 0.1)
-        wait_for(lambda: done.count() >= epochs - per_second * 40, timeout=300, what="the epoch to pause at")
+        wait_for(lambda: done.count() >= epochs - per_second * 75, timeout=300, what="the epoch to pause at")
         redis_pid = int(get_redis().info("server")["process_id"])
         seen = []  # (status, epochs done), from the database: Redis is frozen
 
