@@ -92,11 +92,14 @@ def shapes_with_real_features(folder: Path, n_images: int, seed: int = 0):
 
 
 def test_bleu4(model, vocab, max_length: int, features: np.ndarray, captions: dict, keys: list[str]) -> float:
+    """Corpus BLEU-4 of greedy captions against every reference, tokenised as train_captioner scores them."""
     from jobs.ml.bleu import corpus_bleu
-    from jobs.ml.captioning import Captioner, _references
+    from jobs.ml.captioning import Captioner
+    from jobs.ml.datasets.captions import clean_caption
 
     greedy = Captioner(model, vocab, max_length).caption_batch(features)
-    return corpus_bleu(_references(captions, keys), [c.split() for c in greedy])["bleu4"]
+    references = [[clean_caption(c).split() for c in captions[key]] for key in keys]
+    return corpus_bleu(references, [c.split() for c in greedy])["bleu4"]
 
 
 def plain_script(keys, matrix, captions, splits, config) -> dict:

@@ -3,7 +3,10 @@
 The real run trains the merge model on the generated shapes captions (the Flickr8k-layout zip
 the product ships as a built-in) with features computed from the pixels alone: a 3x3 grid of
 colour histograms (27 colour bins per cell). The captions never enter the features, so a BLEU
-above the most-common-caption baseline means the model learned to describe what it sees.
+above the most-common-caption baseline means the model learned to describe what it sees. A second
+real run reads real pretrained features: the published quantized MobileNet's 512-d average pool,
+computed here with the TFLite interpreter. Runs checkpoint every epoch: a cancelled one resumes where
+it stopped, and the saved model is the best epoch's.
 No Django, no Celery: a recording sink stands in for the worker's reporter.
 """
 

@@ -199,8 +199,10 @@ class CaptionParams(BackboneParams):
 
     dataset = serializers.IntegerField(help_text="A ready caption dataset of yours.")
     architecture = serializers.ChoiceField(choices=["merge"], default="merge")
-    epochs = serializers.IntegerField(default=20, min_value=1, max_value=500)
-    batch_size = serializers.IntegerField(default=64, min_value=1, max_value=4096)
+    # Defaults: jobs.ml.captioning.CaptionConfig, measured on real features (its docstring has the table).
+    epochs = serializers.IntegerField(default=30, min_value=1, max_value=500,
+                                      help_text="At most this many epochs; early stopping usually ends sooner.")
+    batch_size = serializers.IntegerField(default=128, min_value=1, max_value=4096)
     learning_rate = serializers.FloatField(default=0.001, min_value=1e-7, max_value=1.0)
     min_word_count = serializers.IntegerField(
         default=1, min_value=1, max_value=1000,
@@ -213,7 +215,10 @@ class CaptionParams(BackboneParams):
         default=256, min_value=8, max_value=1024,
         help_text="Width of the word embedding, the LSTM and the dense layers (PRODUCT.md's merge model: 256).")
     dropout = serializers.FloatField(default=0.5, min_value=0.0, max_value=0.9)
-    early_stopping = serializers.IntegerField(required=False, allow_null=True, default=3, min_value=1, max_value=100)
+    early_stopping = serializers.IntegerField(
+        required=False, allow_null=True, default=5, min_value=1, max_value=100,
+        help_text="Stop after this many epochs without a better validation loss (the best epoch is kept); "
+                  "null: run every epoch.")
     seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
 
     def validate_dataset(self, dataset_id: int):
