@@ -96,11 +96,35 @@ def dataset_features(dataset, backbone, reporter, *, start: float = 0.0, end: fl
     items = dataset_items(dataset)
     if not items:
         raise UserFacingError("The dataset has no images.")
+    isolate = sandboxed_extraction if backbone.name.startswith("backbones/") else None
     try:
         return feature_store().ensure(content_key(dataset), items, backbone, reporter, batch_size=batch_size,
-                                      precision=precision, start=start, end=end)
+                                      precision=precision, start=start, end=end, isolate=isolate)
     except ValueError as exc:
         raise UserFacingError(str(exc)) from exc
+
+
+def sandboxed_extraction(paths, backbone, target, sink, *, batch_size: int, precision: str, start: float,
+                         end: float, limits: dict | None = None) -> dict:
+    """`jobs.ml.features.extract_to_file` in `jobs.sandbox`'s child, for a backbone a user uploaded.
+
+    The file passed its check on a few photos at upload; a dataset holds thousands it never saw.
+    If it hangs on one (no progress for SANDBOX_SECONDS), outgrows SANDBOX_MEMORY or crashes, the
+    child dies and the job fails with a sentence, while the worker process goes on to its next job.
+    """
+    from jobs.sandbox import SandboxFailed, call
+
+    limits = limits or {"seconds": settings.SANDBOX_SECONDS, "memory_bytes": settings.SANDBOX_MEMORY_BYTES}
+    kwargs = {"paths": list(paths), "backbone": backbone.to_dict(), "target": str(target),
+              "batch_size": batch_size, "precision": precision, "start": start, "end": end}
+    try:
+        answer = call("extract", kwargs, seconds=float(limits["seconds"]), memory_bytes=int(limits["memory_bytes"]),
+                      on_progress=sink.progress, scratch=Path(settings.FILE_UPLOAD_TEMP_DIR))
+    except SandboxFailed as exc:
+        raise ValueError(f"Extracting features with {backbone.name} failed. {exc}") from None
+    if "error" in answer:
+        raise ValueError(answer["error"])
+    return answer
 
 
 def extract_features(job, reporter) -> dict:

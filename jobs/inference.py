@@ -125,6 +125,7 @@ def _sandboxed(function: str, limits: dict | None, **kwargs) -> dict:
     limits = limits or {}
     try:
         return call(function, kwargs, seconds=float(limits.get("seconds", settings.SANDBOX_SECONDS)),
-                    memory_bytes=int(limits.get("memory_bytes", settings.SANDBOX_MEMORY_BYTES)))
+                    memory_bytes=int(limits.get("memory_bytes", settings.SANDBOX_MEMORY_BYTES)),
+                    scratch=Path(settings.FILE_UPLOAD_TEMP_DIR))
     except SandboxFailed as exc:
         return {"error": str(exc)}

@@ -104,6 +104,16 @@ def wait_for_job(client: APIClient, job_id: int, timeout: float = 90.0, seen=Non
     return wait_for(finished, timeout=timeout, interval=0.2, what=f"job {job_id} to end")
 
 
+def extra_worker(name: str, queues, concurrency: int = 1, env: dict | None = None):
+    """A second Celery worker on the test stack's Redis and database (start() and stop() it), with
+    settings of its own in `env`; it serves only `queues`, e.g. "gpu", which the main worker leaves."""
+    from webapp.ops import stack
+
+    return stack.worker_service(name, queues, concurrency, log_file=settings.DATA_DIR / "logs" / f"{name}.log",
+                                env={"DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+                                     "PYTHONPATH": str(ROOT), **(env or {})})
+
+
 @pytest.fixture(autouse=True)
 def _forget_live_job_state():
     """Job ids restart with each test's database; their live Redis keys must not carry over."""

@@ -69,3 +69,25 @@ def memory_bomb_keras(folder: Path, units: int = 250_000) -> Path:
         for name, data in files.items():
             zf.writestr(name, data)
     return path
+
+
+def sleeper_tflite(folder: Path) -> Path:
+    """A .tflite model that behaves on photos and loops forever on an image whose top-left corner is
+    one flat colour at the darkest of a picture that is not blank (as a scanned digit's black
+    background is): it passes the
+    check at upload, on photos, and hangs only later, in a job on such a dataset."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.float32)])
+    def sleeper(x):
+        corner = tf.reduce_max(x[:, :4, :4, :], axis=[1, 2, 3])
+        darkest, brightest = tf.reduce_min(x, axis=[1, 2, 3]), tf.reduce_max(x, axis=[1, 2, 3])
+        trapped = tf.reduce_any(tf.logical_and(corner <= darkest, brightest > darkest))
+        counter = tf.where(trapped, 0.0, 2.0)
+        counter, x = tf.while_loop(lambda c, x: c < 1.0, lambda c, x: (c * 1.0, x * 1.0), [counter, x])
+        return tf.concat([tf.reduce_mean(x, axis=[1, 2]), tf.reduce_max(x, axis=[1, 2])], axis=-1)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([sleeper.get_concrete_function()], sleeper)
+    path = Path(folder) / "sleeper.tflite"
+    path.write_bytes(converter.convert())
+    return path

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 
 from tests.archives import write_zip
-from tests.conftest import ROOT, wait_for, wait_for_job
+from tests.conftest import extra_worker, wait_for, wait_for_job
 from webapp.experiments.models import Job, JobMetric, TrainedModel
 
 
@@ -64,14 +64,6 @@ def worker_host() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def extra_worker(name: str, queues, concurrency: int = 1):
-    from webapp.ops import stack
-
-    return stack.worker_service(name, queues, concurrency, log_file=settings.DATA_DIR / "logs" / f"{name}.log",
-                                env={"DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-                                     "PYTHONPATH": str(ROOT)})
 
 
 # -- 7: a job whose pool process dies is never left "running" ------------------------------------

@@ -3,16 +3,22 @@
 Each file goes through the real API to the real inference worker, which opens it only in a
 child process with a wall-clock and a memory limit (jobs.sandbox). The upload fails with a
 sentence, the Lambda's file is never written, and the shared inference worker answers the next
-question at once.
+question at once. A file that passes its check and hangs later, on a dataset's images, fails
+its job the same way, and the job worker goes on.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
-from tests.hostile_models import endless_tflite, lambda_h5, memory_bomb_keras
+from tests.api_helpers import launch, upload_backbone
+from tests.conftest import extra_worker, wait_for_job
+from tests.hostile_models import endless_tflite, lambda_h5, memory_bomb_keras, sleeper_tflite
 from webapp.experiments.inference import ask
 
 pytestmark = [pytest.mark.worker,
@@ -71,3 +77,51 @@ def test_a_keras_too_old_to_refuse_code_opens_no_upload():
     import keras
 
     check_safe_keras(keras.__version__)  # the installed one, as constraints.txt and pyproject require
+
+
+def sandbox_children() -> list[int]:
+    """Processes running `python -m jobs.sandbox` now."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"jobs.sandbox" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_backbone_that_hangs_on_the_dataset_fails_its_job_and_the_worker_goes_on(worker, digits, alice_api,
+                                                                                  tmp_path):
+    """The sleeper passes its check on photos at upload, then loops forever on the first digit scan:
+    its extraction job fails with a sentence once the child has said nothing for SANDBOX_SECONDS,
+    the child is gone, nothing half-written is left, and the same worker runs the next job."""
+    backbone = upload_backbone(alice_api, sleeper_tflite(tmp_path))
+    strict = extra_worker("strict", ["gpu"], env={"SANDBOX_SECONDS": "15"})
+    strict.start()
+    try:
+        started = time.monotonic()
+        job = wait_for_job(alice_api, launch(alice_api, {"kind": "extract_features", "dataset": digits["id"],
+                                                         "queue": "gpu",
+                                                         "params": {"backbone": backbone["key"]}})["id"], timeout=180)
+        took = time.monotonic() - started
+        print(f"failed after {took:.0f} s: {job['error']}")
+        assert job["status"] == "failed"
+        assert "reported no progress for 15 seconds, so it was stopped." in job["error"], job["error"]
+        assert job["error"][0].isupper() and "Traceback" not in job["error"]
+        assert sandbox_children() == []
+        assert not list((settings.DATA_DIR / "features").glob("*.partial-*"))
+
+        after = wait_for_job(alice_api, launch(alice_api, {"kind": "train", "dataset": digits["id"], "queue": "gpu",
+                                                           "architecture": "mlp", "params": {"epochs": 1}})["id"],
+                             timeout=120)
+        assert after["status"] == "succeeded", after["error"]
+    finally:
+        strict.stop()
+    assert os.path.exists(backbone_file(backbone))  # the owner keeps the file: it may suit other data
+
+
+def backbone_file(backbone: dict) -> str:
+    from webapp.experiments.models import Backbone
+
+    return str(Backbone.objects.get(id=backbone["id"]).file_path)

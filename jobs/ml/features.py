@@ -225,6 +225,27 @@ def extract(items_paths: Sequence[str], backbone: Backbone, sink: ProgressSink, 
     return out, stats
 
 
+def extract_to_file(paths: Sequence[str], backbone: Backbone, target: Path, sink: ProgressSink, *,
+                    batch_size: int = 32, precision: str = "auto", start: float = 0.0, end: float = 1.0) -> dict:
+    """Write the features of `paths` (in order) to the .npy file `target`; the extraction's stats and
+    the `dtype` kept (float16 while that is accurate enough, else float32).
+
+    This is the whole of one extraction, so that a caller can run it in another process: the
+    FeatureStore hands it to `isolate` for files its users uploaded (see `jobs.sandbox`).
+    """
+    rows = _RowFile(Path(target), len(paths), backbone.feature_dim)
+    try:
+        stats = _extract_into(list(paths), backbone, sink, rows.write, batch_size=batch_size, precision=precision,
+                              start=start, end=end)
+    finally:
+        dtype = rows.close()
+    return {**stats, "dtype": dtype}
+
+
+# How an extraction runs: `extract_to_file` itself, or a function with its signature that runs it elsewhere.
+Extraction = Callable[..., dict]
+
+
 class _RowFile:
     """The .npy file a set is written into: float16 while that is accurate enough, float32 after."""
 
@@ -319,12 +340,13 @@ class FeatureStore:
 
     def ensure(self, content_hash: str, items: Sequence[tuple[str, str]], backbone: Backbone, sink: ProgressSink,
                *, batch_size: int = 32, precision: str = "auto", start: float = 0.0,
-               end: float = 1.0) -> tuple[FeatureSet, bool]:
+               end: float = 1.0, isolate: Extraction | None = None) -> tuple[FeatureSet, bool]:
         """(the features of `items` = (key, image path) pairs, reused) — the stored set when it holds
         every key (no backbone is loaded then), else a freshly extracted and stored one.
 
         Progress goes to `sink` between `start` and `end`; a JobCancelled from it leaves nothing
-        behind. ValueError (a sentence) for unusable input.
+        behind. ValueError (a sentence) for unusable input. `isolate`, when given, runs the
+        extraction in place of `extract_to_file` (same arguments), e.g. in a sandboxed process.
         """
         items = [(str(key), str(path)) for key, path in items]
         if not items:
@@ -348,15 +370,12 @@ class FeatureStore:
             partial = self.root / f"{key}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             partial.mkdir(parents=True)
             try:
-                rows = _RowFile(partial / FEATURES_FILE, len(items), backbone.feature_dim)
-                try:
-                    stats = _extract_into([path for _, path in items], backbone, sink, rows.write,
-                                          batch_size=batch_size, precision=precision, start=start, end=end)
-                finally:
-                    dtype = rows.close()
+                stats = (isolate or extract_to_file)([path for _, path in items], backbone, partial / FEATURES_FILE,
+                                                     sink, batch_size=batch_size, precision=precision, start=start,
+                                                     end=end)
                 meta = {
                     "backbone": backbone.cache_key(), "kind": backbone.kind,
-                    "feature_shape": list(backbone.feature_shape), "dtype": dtype, "count": len(items), **stats,
+                    "feature_shape": list(backbone.feature_shape), "count": len(items), **stats,
                     "created": datetime.now(UTC).isoformat(timespec="seconds"), "content_hash": content_hash,
                     "key": key, "format": FORMAT_VERSION,
                 }

@@ -1,8 +1,11 @@
-"""What the sandbox runs on an uploaded model file: inspection at upload and the sanity check.
+"""What the sandbox runs on an uploaded model file: inspection at upload, the sanity check, and
+feature extraction over a dataset.
 
-These are the only places an uploaded file is opened before its owner has seen it work, so they
-run in `jobs.sandbox`'s child process, never in the shared inference worker. Each function takes
-and returns plain JSON data; a ValueError's sentence comes back as {"error": ...}.
+Inspection and the check are the only places an uploaded file is opened before its owner has
+seen it work, and extraction runs it over thousands of images nobody checked it on, so all three
+run in `jobs.sandbox`'s child process, never in the shared inference worker or a job's worker
+process. Each function takes and returns plain JSON data; a ValueError's sentence comes back as
+{"error": ...}.
 """
 
 from __future__ import annotations
@@ -43,4 +46,15 @@ def _sanity(backbone, labels_path: str | None, photos: list | None) -> dict:
     return sanity_check(backbone, [(str(n), Path(p)) for n, p in photos or ()], labels)
 
 
-FUNCTIONS = {"inspect": inspect, "check": check}
+def extract(paths: list, backbone: dict, target: str, progress_path: str, batch_size: int = 32,
+            precision: str = "auto", start: float = 0.0, end: float = 1.0) -> dict:
+    """`jobs.ml.features.extract_to_file` on a stored backbone: its stats; progress to `progress_path`."""
+    from jobs.ml.backbones import Backbone
+    from jobs.ml.features import extract_to_file
+    from jobs.ml.progress import FileSink
+
+    return extract_to_file(paths, Backbone.from_dict(backbone), Path(target), FileSink(progress_path),
+                           batch_size=batch_size, precision=precision, start=start, end=end)
+
+
+FUNCTIONS = {"inspect": inspect, "check": check, "extract": extract}

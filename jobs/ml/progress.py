@@ -89,3 +89,24 @@ class ScaledSink:
 
     def set_device(self, device: str) -> None:
         self.sink.set_device(device)
+
+
+class FileSink:
+    """Progress as JSON lines appended to a file: how a sandboxed child (`jobs.sandbox`) reports to
+    its parent, which passes each line on to the job's own sink. Epoch metrics and the device are
+    not sent: the child only extracts features."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        import json
+
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"fraction": fraction, "message": message}) + "\n")
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def set_device(self, device: str) -> None:
+        pass
