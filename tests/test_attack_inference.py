@@ -391,13 +391,17 @@ def test_nothing_a_user_or_a_demo_visitor_reads_names_a_server_path_or_the_host(
            "/api/models/", *(f"/api/models/{m}/" for m in models),
            "/api/backbones/", f"/api/backbones/{lab.ids['backbone']['id']}/",
            "/api/datasets/", *(f"/api/datasets/{d}/" for d in lab.ids["datasets"]),
-           *(f"/api/datasets/{d}/items/" for d in lab.ids["datasets"]), "/api/models/999/", "/api/jobs/999/"]
+           *(f"/api/datasets/{d}/items/" for d in lab.ids["datasets"]), "/api/models/999/", "/api/jobs/999/",
+           "/api/workers/"]
     for path in api:
         answer = lab.api(path)
         assert answer.status in (200, 404), (path, answer.status)
         read[path] = answer.text
     for path, _ in lab.endpoints():
         read[f"POST {path} garbage"] = lab.api(path, "POST", files={"image": ("x.jpg", b"not a photo")}).text
+    live = json.loads(read["/api/workers/"])["workers"]
+    if not live or any(w["pid"] is not None or not w["hostname"].startswith("Worker ") for w in live):
+        problems.append(f"the workers are shown to carol by host and process: {live}")
     workers = {job["worker"] for job in json.loads(read["/api/jobs/"])}
     if workers != {"jobs"}:
         problems.append(f"the jobs name their workers {workers}, not just the kind of worker")
@@ -424,7 +428,7 @@ def test_nothing_a_user_or_a_demo_visitor_reads_names_a_server_path_or_the_host(
     login = urllib.parse.urlencode({"username": "carol", "password": PASSWORD, "csrfmiddlewaretoken": csrf})
     browser.open(urllib.request.Request(lab.url + "/login/", data=login.encode(), method="POST"), timeout=30)
     for page in ("/jobs/", *(f"/jobs/{job['id']}/" for job in (transfer, captioner)),
-                 *(f"/models/{m}/" for m in models), "/features/", "/datasets/"):
+                 *(f"/models/{m}/" for m in models), "/features/", "/datasets/", "/workers/"):
         answer = call(lab.url + page, opener=browser)
         assert answer.status == 200 and "carol" in answer.text, page
         read[page] = answer.text

@@ -44,9 +44,9 @@ class WorkerJobSerializer(serializers.Serializer):
 class WorkerSerializer(serializers.Serializer):
     """A live worker's heartbeat record (more fields may appear), and the jobs it runs."""
 
-    hostname = serializers.CharField()
+    hostname = serializers.CharField(help_text='The Celery host name for staff; "Worker 1", "Worker 2"... for others.')
     queues = serializers.ListField(child=serializers.CharField())
-    pid = serializers.IntegerField()
+    pid = serializers.IntegerField(allow_null=True, help_text="The process id, for staff only.")
     devices = serializers.JSONField(help_text="The machine: CPU, GPUs and their memory.")
     running = WorkerJobSerializer(many=True)
 

@@ -242,7 +242,8 @@ def snapshot(user) -> dict:
     """The Workers page: live workers with devices and running jobs, and the queue in order.
 
     Other users' jobs appear without their parameters or owner: the queue is shared, the
-    work is not.
+    work is not. Host names and process ids are for staff: anyone else sees "Worker 1", "Worker 2"
+    (in a stable order) with their queues and devices, which is all a launch needs.
     """
     try:
         presence = read_presence()
@@ -264,9 +265,10 @@ def snapshot(user) -> dict:
 
     active = list(Job.objects.filter(status__in=Job.ACTIVE).order_by("created_at", "id"))
     workers = []
-    for hostname, record in sorted(presence.items()):
+    for number, (hostname, record) in enumerate(sorted(presence.items()), start=1):
+        shown = record if user.is_staff else {**record, "hostname": f"Worker {number}", "pid": None}
         workers.append({
-            **record,
+            **shown,
             "running": [describe(j) for j in active
                         if j.status == Job.Status.RUNNING and j.worker == hostname],
         })
