@@ -17,9 +17,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from jobs.ml.progress import JobCancelled
+from jobs.provenance import run_record
 from jobs.reporter import JobReporter
 from jobs.resilience import retry_db
 from webapp.experiments.models import Job
+from webapp.experiments.summary import summarize
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
         log.info("Job %s is not queued any more; nothing to do.", job_id)
         return "skipped"
     job = retry_db(lambda: Job.objects.get(id=job_id), f"loading job {job_id}")
+    job.record = {**(job.record or {}), **run_record()}
+    retry_db(lambda: Job.objects.filter(id=job_id).update(record=job.record), f"recording job {job_id}")
     reporter = JobReporter(job_id)
     try:
         reporter.progress(0.0, "Starting")
@@ -58,6 +62,10 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
     else:
         status, fields = Job.Status.SUCCEEDED, {"result": result, "progress": 1.0, "message": "Done"}
     retry_db(lambda: Job.finish(job_id, status, **fields), f"saving the outcome of job {job_id}")
+    try:
+        retry_db(lambda: summarize(job_id), f"summarizing job {job_id}")
+    except Exception:  # noqa: BLE001 - the outcome is saved; a missing summary only leaves list columns empty
+        log.exception("Job %s could not be summarized", job_id)
     reporter.report_outcome(f"{status.capitalize()}" + (f": {fields['error']}" if fields.get("error") else ""),
                             fields.get("progress", reporter.fraction), fields["message"])
     return status

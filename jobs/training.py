@@ -3,7 +3,8 @@
 The work is `jobs.ml.training` (zoo models from scratch) or `jobs.ml.transfer` (a head on a
 backbone, or logistic regression on its cached features); this glue turns the dataset's
 items into (path, class index) lists per split, keeps the job's working folder (checkpoints)
-under DATA_DIR/jobs/<id>/ so a failed run can resume, and records the model and the evaluation.
+under DATA_DIR/jobs/<id>/ so a failed run can resume, and records the model and the evaluation
+(with the predicted class of every evaluated image in a file beside the model).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.db import transaction
 
 from jobs.runner import UserFacingError
 from webapp.datasets.models import DatasetItem
+from webapp.experiments.compare import write_predictions
 from webapp.experiments.models import TrainedModel
 
 FEATURES_SHARE = 0.3  # of the progress bar, when features must be extracted before training
@@ -64,6 +66,10 @@ def train(job, reporter) -> dict:
                        trained_on=f"{sum(map(len, splits.values())):,} photos of {len(class_names)} classes "
                                   f"({dataset.name})")
     by_path = dict((str(dataset.images_dir / p), i) for p, i in dataset.items.values_list("path", "id"))
+    # What the model said about every evaluated image, beside the model (for comparing runs image by
+    # image); the result keeps only where it is and how many.
+    predictions = write_predictions(model.directory, result.predictions, dataset.images_dir, result.classes,
+                                    result.evaluated_on)
     return {
         "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
         "confusion_matrix": result.confusion_matrix, "classes": result.classes, "per_class": result.per_class,
@@ -72,7 +78,7 @@ def train(job, reporter) -> dict:
         "evaluated_on": result.evaluated_on,
         "best_epoch": result.best_epoch, "summary": result.summary, "images_per_second": result.images_per_second,
         "train_seconds": result.seconds, "split_sizes": {k: len(v) for k, v in splits.items()},
-        "model_id": model.id, "environment": environment(), **extra,
+        "model_id": model.id, "predictions": predictions, "environment": environment(), **extra,
     }
 
 

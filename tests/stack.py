@@ -25,16 +25,12 @@ def pytest_load_initial_conftests(early_config, parser, args):
     data_dir = root / "data"
     (data_dir / "logs").mkdir(parents=True)
     (data_dir / "staticfiles").mkdir()
-    port = stack.free_port()
     # With a password, as `make run` starts its own: the whole suite talks to Redis the way it does.
-    password = stack.redis_password(data_dir)
-    redis = stack.redis_service(data_dir, port, password)
-    redis.start()
-    redis.ready()
+    redis, redis_url = stack.throwaway_redis(data_dir)
     _state.update(root=root, redis=redis)
     os.environ.update({
         "DATA_DIR": str(data_dir),
-        "REDIS_URL": stack.redis_url(port, password),
+        "REDIS_URL": redis_url,
         "HEALTH_TIMEOUT": "1.0",
     })
     # The test database is a SQLite file in DATA_DIR that the worker process shares.

@@ -37,7 +37,7 @@ def test_a_user_lists_only_their_own_jobs(alice, bob, alice_api):
     mine = make_job(alice)
     make_job(bob)
 
-    listed = alice_api.get("/api/jobs/").json()
+    listed = alice_api.get("/api/jobs/").json()["results"]
 
     assert [job["id"] for job in listed] == [mine.id]
 

@@ -402,7 +402,7 @@ def test_nothing_a_user_or_a_demo_visitor_reads_names_a_server_path_or_the_host(
     live = json.loads(read["/api/workers/"])["workers"]
     if not live or any(w["pid"] is not None or not w["hostname"].startswith("Worker ") for w in live):
         problems.append(f"the workers are shown to carol by host and process: {live}")
-    workers = {job["worker"] for job in json.loads(read["/api/jobs/"])}
+    workers = {job["worker"] for job in json.loads(read["/api/jobs/"])["results"]}
     if workers != {"jobs"}:
         problems.append(f"the jobs name their workers {workers}, not just the kind of worker")
 

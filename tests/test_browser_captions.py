@@ -146,6 +146,10 @@ def test_a_caption_model_is_trained_from_the_browser_and_shared_as_a_demo_until_
     page.get_by_label("Longest caption").fill("")
     page.get_by_label("Epochs", exact=True).fill(str(EPOCHS))
     page.get_by_label("Batch size").fill("32")
+    # The Model group is drawn from the parameter declarations, and sent without being named in the script.
+    expect(page.get_by_label("Model width")).to_have_value("256")
+    page.get_by_label("Model width").fill("64")
+    page.get_by_label("Dropout").fill("0.2")
     page.get_by_label("Stop early when the validation loss stops improving").uncheck()
     expect(page.locator("#run-summary")).to_contain_text("Captions of shapes captions from tiny colours features")
     expect(page.locator("#form-errors")).to_be_hidden()  # the one problem was fixed
@@ -157,6 +161,7 @@ def test_a_caption_model_is_trained_from_the_browser_and_shared_as_a_demo_until_
     job = Job.objects.get(id=job_id)
     assert (job.kind, job.params["backbone"], job.params["epochs"], job.params["early_stopping"]) == (
         "train_captioner", backbone.key, EPOCHS, None), job.params
+    assert (job.params["units"], job.params["dropout"]) == (64, 0.2), job.params
 
     # The job page: curves as for any training, then the scores against the people's captions.
     expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=JOB_TIMEOUT_MS * EPOCHS // 3)

@@ -178,8 +178,8 @@ def test_an_uploaded_backbone_is_checked_owned_and_deleted_with_its_file(worker,
                                                                          tmp_path):
     backbone = upload_backbone(alice_api, pixels_backbone(tmp_path), output="blocks")
     assert backbone["output"] == "blocks" and backbone["feature_shape"] == [8, 8, 3]
-    assert [b["id"] for b in alice_api.get("/api/backbones/").json()] == [backbone["id"]]
-    assert bob_api.get("/api/backbones/").json() == []
+    assert [b["id"] for b in alice_api.get("/api/backbones/").json()["results"]] == [backbone["id"]]
+    assert bob_api.get("/api/backbones/").json()["results"] == []
     assert bob_api.get(f"/api/backbones/{backbone['id']}/").status_code == 404
 
     # Bob cannot name Alice's backbone in a job either: it is as if it did not exist.
@@ -199,7 +199,7 @@ def test_an_uploaded_backbone_is_checked_owned_and_deleted_with_its_file(worker,
     assert unknown_layer.status_code == 400 and "no_such_layer" in unknown_layer.json()["file"][0]
     wrong_type = alice_api.post("/api/backbones/", {"file": io.BytesIO(b"x")}, format="multipart")
     assert wrong_type.status_code == 400
-    assert alice_api.get("/api/backbones/").json()[0]["id"] == backbone["id"]
+    assert alice_api.get("/api/backbones/").json()["results"][0]["id"] == backbone["id"]
     assert sorted(p.name for p in folders.iterdir()) == before  # refused uploads left no file behind
 
     folder = folders / str(backbone["id"])

@@ -124,7 +124,7 @@ def test_another_users_dataset_and_upload_answer_404(alice, bob_api, alice_api, 
     assert bob_api.get(f"/api/uploads/{upload_id}/").status_code == 404
     assert bob_api.post("/api/datasets/", {"upload": upload_id, "kind": "classification"},
                         format="json").status_code == 404
-    assert bob_api.get("/api/datasets/").json() == []
+    assert bob_api.get("/api/datasets/").json()["results"] == []
     assert client.get(f"/datasets/{dataset.id}/").status_code == 404
     assert client.get(f"/datasets/{dataset.id}/thumbs/x.jpg").status_code == 404
     assert Dataset.objects.filter(id=dataset.id).exists()
@@ -180,6 +180,6 @@ def test_the_dataset_list_leaves_out_the_long_reports(alice, alice_api):
     Dataset.objects.create(owner=alice, name="d", kind="classification", status="ready",
                            skipped=[{"path": "x", "reason": "y"}])
 
-    listed = alice_api.get("/api/datasets/").json()[0]
+    listed = alice_api.get("/api/datasets/").json()["results"][0]
 
     assert "skipped" not in listed and "stats" not in listed and listed["name"] == "d"

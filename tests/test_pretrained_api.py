@@ -157,7 +157,7 @@ def test_scaling_requests_are_checked_before_anything_runs(worker, alice_api, bo
     assert "not a valid choice" in str(refused(input_scaling="bgr")["input_scaling"])
     assert "go with the mean_std scaling" in str(refused(input_scaling="unit", input_mean="3")["input_scaling"])
     assert "positive number" in str(refused(input_scaling="mean_std", input_mean="1", input_std="-2")["input_scaling"])
-    theirs = bob_api.get("/api/datasets/").json()
+    theirs = bob_api.get("/api/datasets/").json()["results"]
     assert "no ready dataset" in str(refused(dataset=987654)["dataset"]), theirs
     labels = tmp_path / "labels.txt"
     labels.write_bytes(b"\0" * 10)

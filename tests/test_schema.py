@@ -32,7 +32,7 @@ EXCLUDED = [
     "/api/datasets/reference/",
 ]
 # Actions that take no body: their parameters are the path.
-BODILESS = ("/cancel/", "/resume/", "/share/")
+BODILESS = ("/cancel/", "/resume/", "/rerun/", "/share/")
 
 
 def test_the_schema_validates_without_warnings_and_names_every_api_endpoint(tmp_path):
@@ -121,7 +121,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema
         wait_for(app.healthy, timeout=90, what="the stack to report its workers")
 
         def builtins_ready():
-            datasets = http(app.url + "/api/datasets/", token=app.token)[1]
+            datasets = http(app.url + "/api/datasets/", token=app.token)[1]["results"]
             return datasets if len(datasets) == 3 and all(d["status"] == "ready" for d in datasets) else None
 
         datasets = wait_for(builtins_ready, timeout=120, what="the built-in datasets")

@@ -127,7 +127,7 @@ def test_runstack_serves_the_app_with_its_own_redis_and_a_worker_and_stops_clean
 
     # A first start queues the offline built-in datasets, so a newcomer has data at once.
     def builtins_ready():
-        datasets = http(app.url + "/api/datasets/", token=app.token)[1]
+        datasets = http(app.url + "/api/datasets/", token=app.token)[1]["results"]
         return datasets if len(datasets) == 3 and all(d["status"] == "ready" for d in datasets) else None
 
     datasets = wait_for(builtins_ready, timeout=120, what="the built-in datasets")
@@ -165,7 +165,7 @@ def test_when_redis_dies_healthz_is_503_and_launching_says_why_then_it_recovers(
         redis.stop()
         status, body = http(app.url + "/healthz")
         launch_status, launch = http(app.url + "/api/jobs/", {"kind": "system_check"}, token=app.token)
-        _, jobs = http(app.url + "/api/jobs/", token=app.token)
+        jobs = http(app.url + "/api/jobs/", token=app.token)[1]["results"]
 
         assert status == 503
         assert body["redis"].startswith("error: ") and body["db"] == "ok"

@@ -248,6 +248,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every list answers a page: {"count", "next", "previous", "results"}, ?page= and ?page_size= (at most 200).
+    "DEFAULT_PAGINATION_CLASS": "webapp.pagination.PageNumberPagination",
     # Throttles find the client through webapp.throttling.client_ip: X-Forwarded-For only from
     # TRUSTED_PROXIES (0: never, whatever a client writes in it).
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,

@@ -14,9 +14,11 @@ from webapp.datasets.api import DatasetViewSet, UploadViewSet
 from webapp.demos import views as demo_pages
 from webapp.experiments import model_pages
 from webapp.experiments import views as experiment_pages
-from webapp.experiments.api import JobViewSet
+from webapp.experiments.api import JobViewSet, ProjectViewSet
 from webapp.experiments.backbones_api import BackboneViewSet
+from webapp.experiments.compare_api import CompareView
 from webapp.experiments.models_api import ArchitectureSummaryView, ArchitecturesView, TrainedModelViewSet
+from webapp.experiments.params_api import ParamsView
 from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
 
 # Failed admin logins count against the same limits as the login page's (webapp.accounts.logins).
@@ -25,6 +27,7 @@ admin.site.login_form = AdminLoginForm
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("jobs", JobViewSet, basename="job")
+router.register("projects", ProjectViewSet, basename="project")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("uploads", UploadViewSet, basename="upload")
 router.register("models", TrainedModelViewSet, basename="model")
@@ -42,6 +45,7 @@ urlpatterns = [
     path("jobs/", experiment_pages.jobs_page, name="jobs"),
     path("jobs/<int:job_id>/", experiment_pages.job_page, name="job"),
     path("jobs/<int:job_id>/cancel/", experiment_pages.cancel_job_page, name="job-page-cancel"),
+    path("compare/", experiment_pages.compare_page, name="compare"),
     path("datasets/", dataset_pages.datasets_page, name="datasets"),
     path("datasets/add/", dataset_pages.add_source, name="dataset-add-source"),
     path("datasets/<int:dataset_id>/", dataset_pages.dataset_page, name="dataset"),
@@ -62,9 +66,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/workers/", WorkersView.as_view(), name="api-workers"),
+    path("api/compare/", CompareView.as_view(), name="api-compare"),
     path("api/architectures/", ArchitecturesView.as_view(), name="api-architectures"),
     path("api/architectures/<str:name>/summary/", ArchitectureSummaryView.as_view(), name="api-architecture-summary"),
     path("api/queue-status/", QueueStatusView.as_view(), name="api-queue-status"),
+    path("api/params/", ParamsView.as_view(), name="api-params"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

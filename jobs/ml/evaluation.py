@@ -17,9 +17,11 @@ MAX_MISTAKES = 12
 
 def classification_report(truth: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str],
                           paths: Sequence[str]) -> dict:
-    """{"loss", "accuracy", "confusion_matrix", "per_class", "mistakes"} for `probabilities` (rows = items).
+    """{"loss", "accuracy", "confusion_matrix", "per_class", "mistakes", "predictions"} for `probabilities`
+    (rows = items).
 
     The loss is the mean cross-entropy, as Keras reports `sparse_categorical_crossentropy`.
+    `predictions` holds one (path, true class index, predicted class index) per item, in `paths` order.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -42,4 +44,5 @@ def classification_report(truth: Sequence[int], probabilities: np.ndarray, class
                       for name, p, r, f, s in zip(class_names, precision, recall, f1, support, strict=True)],
         "mistakes": [{"path": str(paths[i]), "true": class_names[truth[i]], "predicted": class_names[predicted[i]],
                       "confidence": float(probabilities[i, predicted[i]])} for i in worst],
+        "predictions": [(str(path), int(t), int(p)) for path, t, p in zip(paths, truth, predicted, strict=True)],
     }

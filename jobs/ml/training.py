@@ -16,7 +16,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
@@ -77,6 +77,8 @@ class TrainResult:
     evaluated_on: str = "test"  # "validation" when the test split is empty
     stopped_early: bool = False
     epochs_run: int = 0  # epochs trained by this call (fewer than the history after a resume)
+    # Every evaluated image: (path, true class index, predicted class index), in evaluation order.
+    predictions: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -447,5 +449,5 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
         mistakes=scores["mistakes"], model_path=str(model_path), summary=summary, device=plan.description,
         images_per_second=round(callback.images / callback.train_seconds, 1) if callback.train_seconds else 0.0,
         seconds=round(time.perf_counter() - started, 2), evaluated_on="test" if test else "validation",
-        stopped_early=callback.stopped_early, epochs_run=callback.epochs_run,
+        stopped_early=callback.stopped_early, epochs_run=callback.epochs_run, predictions=scores["predictions"],
     )

@@ -260,6 +260,7 @@ def _result(history, best_epoch, scores, class_names, model_path, summary, devic
         mistakes=scores["mistakes"], model_path=str(model_path), summary=summary, device=device,
         images_per_second=images_per_second, seconds=round(time.perf_counter() - started, 2),
         evaluated_on=evaluated_on, stopped_early=stopped_early, epochs_run=epochs_run,
+        predictions=scores["predictions"],
     )
 
 

@@ -68,10 +68,12 @@
 
   const pickers = [...document.querySelectorAll(".arch-card")].map(setUp);
 
-  /* "As in a dataset": the class counts of the user's ready classification datasets. */
-  fetch("/api/datasets/", { headers: { Accept: "application/json" }, credentials: "same-origin" })
-    .then(r => (r.ok ? r.json() : []))
-    .then(datasets => {
+  /* "As in a dataset": the class counts of the user's ready classification datasets (the newest 200:
+     a picker, not an inventory). */
+  fetch("/api/datasets/?page_size=200", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    .then(r => (r.ok ? r.json() : { results: [] }))
+    .then(page => {
+      const datasets = page.results || [];
       const ready = datasets.filter(d => d.status === "ready" && d.kind === "classification" && (d.classes || []).length >= 2);
       if (!ready.length) return;
       pickers.forEach(pick => {

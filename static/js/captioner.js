@@ -64,7 +64,7 @@
   }
 
   function collect() {
-    const params = {}, missing = {};
+    const params = VL.declaredParams(form), missing = {};
     ["epochs", "batch_size", "learning_rate", "min_word_count", "beam_width", "seed"].forEach(name => {
       const value = numberValue($("f-" + name));
       if (value === null || Number.isNaN(value)) missing[name] = ["Enter a number."];

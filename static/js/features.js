@@ -362,9 +362,17 @@
 
   async function load() {
     try {
-      const response = await fetch("/api/backbones/", { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      backbones = await response.json();
+      /* The list comes in pages of up to 200 ({count, next, previous, results}): read them all. */
+      const all = [];
+      let url = "/api/backbones/?page_size=200";
+      while (url) {
+        const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        const page = await response.json();
+        all.push(...page.results);
+        url = page.next ? (next => next.pathname + next.search)(new URL(page.next, window.location.href)) : null;
+      }
+      backbones = all;
       listError.hidden = true;
       render(backbones);
     } catch (err) {

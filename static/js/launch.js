@@ -168,5 +168,19 @@
   /* A number input's value, or null when empty; NaN stays NaN so the caller can say so. */
   function numberValue(input) { return input.value === "" ? null : Number(input.value); }
 
-  Object.assign(window.VL, { csrfToken, fieldErrors, launcher, numberValue });
+  /* The values of the fields a form draws from the parameter declarations ({% param_group %}:
+     inputs with data-param="int|float|bool|choice"), by type; an empty or bad number is left out,
+     so the server answers with its own sentence under the field. */
+  function declaredParams(form) {
+    const params = {};
+    form.querySelectorAll("[data-param]").forEach(input => {
+      const type = input.dataset.param;
+      if (type === "bool") params[input.name] = input.checked;
+      else if (type === "choice") params[input.name] = input.value;
+      else if (input.value !== "") params[input.name] = Number(input.value);
+    });
+    return params;
+  }
+
+  Object.assign(window.VL, { csrfToken, declaredParams, fieldErrors, launcher, numberValue });
 })();

@@ -231,7 +231,7 @@
   /* Empty number fields are errors the server would phrase as "A valid number is required";
      image size alone may be empty (the architecture's default). */
   function collect() {
-    const params = {}, missing = {};
+    const params = VL.declaredParams(form), missing = {};
     const numbers = { epochs: "int", batch_size: "int", learning_rate: "float", augment_rotation: "float", augment_zoom: "float", seed: "int" };
     Object.keys(numbers).forEach(name => {
       const value = number($("f-" + name));

@@ -3,20 +3,26 @@ so another user's job id answers 404, exactly like an id that does not exist."""
 
 from __future__ import annotations
 
+from django.db import transaction
+from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 
-from webapp.experiments import live
-from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job, resume_job
+from webapp.experiments import job_lists, live
+from webapp.experiments.kinds import KINDS, QueueUnavailable, cancel_job, launch_job, rerun_params, resume_job
 from webapp.experiments.limits import LaunchRefused
-from webapp.experiments.models import Job
+from webapp.experiments.models import Job, Project, Tag
 from webapp.experiments.public import relative_paths
-from webapp.experiments.serializers import DetailSerializer, JobCreateSerializer, JobSerializer
-
-MAX_LIST = 200
+from webapp.experiments.serializers import (
+    DetailSerializer,
+    JobCreateSerializer,
+    JobEditSerializer,
+    JobSerializer,
+    ProjectSerializer,
+)
 
 
 class QueueUnavailableError(APIException):
@@ -29,23 +35,23 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     queryset = Job.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
 
     def get_queryset(self):
-        jobs = Job.objects.filter(owner=self.request.user).prefetch_related("metrics").select_related(
-            "trained_model")
-        if self.request.query_params.get("status") == "active":
-            jobs = jobs.filter(status__in=Job.ACTIVE)
-        return jobs
+        return Job.objects.filter(owner=self.request.user).prefetch_related("metrics", "tags").select_related(
+            "trained_model", "project")
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "live": getattr(self, "_live", {})}
 
+    def get_serializer_class(self):
+        return job_lists.JobRowSerializer if self.action == "list" else JobSerializer
+
+    @extend_schema(parameters=[job_lists.JobListQuery],
+                   responses={200: job_lists.JobRowSerializer(many=True), 400: DetailSerializer})
     def list(self, request, *args, **kwargs):
-        try:
-            limit = min(MAX_LIST, max(1, int(request.query_params.get("limit", 50))))
-        except ValueError:
-            limit = 50
-        jobs = list(self.get_queryset()[:limit])
+        """A page of your runs, filtered, searched and sorted (webapp/experiments/job_lists.py); each row
+        carries its summary numbers and validation curve, not its epochs."""
+        jobs = job_lists.rows(self.paginate_queryset(job_lists.jobs_for(request)))
         self._live = live.read_many([j.id for j in jobs if j.status == Job.Status.RUNNING])
-        return Response(self.get_serializer(jobs, many=True).data)
+        return self.get_paginated_response(self.get_serializer(jobs, many=True).data)
 
     def retrieve(self, request, *args, **kwargs):
         job = self.get_object()
@@ -87,6 +93,51 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job.refresh_from_db()
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=JobEditSerializer, responses={200: JobSerializer})
+    def partial_update(self, request, *args, **kwargs):
+        """File a run in a project, tag it, or write a note about it."""
+        job = self.get_object()
+        edit = JobEditSerializer(data=request.data, partial=True)
+        edit.is_valid(raise_exception=True)
+        data = edit.validated_data
+        with transaction.atomic():
+            if "project" in data:
+                job.project = Project.objects.get_or_create(owner=request.user, name=data["project"])[0]
+            if "note" in data:
+                job.note = data["note"]
+            job.save(update_fields=["project", "note", "updated_at"])
+            if "tags" in data:
+                job.tags.set([Tag.objects.get_or_create(owner=request.user, name=name)[0] for name in data["tags"]])
+        return Response(self.get_serializer(self.get_queryset().get(id=job.id)).data)
+
+    @extend_schema(request=None, responses={201: JobSerializer, 409: DetailSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        """A new job with the same inputs as this one (dataset, parameters, seed), in the same project
+        and with the same tags; its record names the run it repeats."""
+        job = self.get_object()
+        if not KINDS[job.kind].public:
+            return Response({"detail": f"{job.get_kind_display()} jobs start by themselves; they cannot be run "
+                                       "again by hand."}, status=status.HTTP_409_CONFLICT)
+        try:
+            params = rerun_params(job)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        incoming = JobCreateSerializer(data={"kind": job.kind, "params": params, "queue": job.queue},
+                                       context={"request": request})
+        if not incoming.is_valid():
+            return Response({"detail": "This run cannot be repeated as it was: " + first_error(incoming.errors)},
+                            status=status.HTTP_409_CONFLICT)
+        data = incoming.validated_data
+        try:
+            again = launch_job(request.user, job.kind, data["params"], job.queue, dataset=data.get("dataset_obj"),
+                               project=job.project, tags=list(job.tags.all()), rerun_of=job)
+        except QueueUnavailable as exc:
+            raise QueueUnavailableError(str(exc)) from exc
+        except LaunchRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
+        return Response(JobSerializer(again, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=None, responses={202: JobSerializer, 409: DetailSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
@@ -96,3 +147,71 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                             status=status.HTTP_409_CONFLICT)
         job.refresh_from_db()
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def first_error(errors) -> str:
+    """The first message in a DRF error structure, as a sentence."""
+    while isinstance(errors, dict | list) and errors:
+        errors = next(iter(errors.values())) if isinstance(errors, dict) else errors[0]
+    return str(errors)
+
+
+class ProjectViewSet(viewsets.ViewSet):
+    """The user's projects: list them with their run counts, make one, rename one, or delete one
+    (its runs move to "Default", which itself cannot be deleted)."""
+
+    serializer_class = ProjectSerializer
+    lookup_value_regex = r"\d+"
+
+    def _projects(self, request):
+        Project.default_for(request.user)
+        return Project.objects.filter(owner=request.user).annotate(job_count=Count("jobs"))
+
+    def _get(self, request, pk):
+        project = self._projects(request).filter(pk=pk).first() if str(pk).isdigit() else None
+        if project is None:
+            raise NotFound("You have no project with this id.")
+        return project
+
+    @extend_schema(responses={200: ProjectSerializer(many=True)})
+    def list(self, request):
+        return Response(ProjectSerializer(self._projects(request), many=True).data)
+
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer, 409: DetailSerializer})
+    def create(self, request):
+        incoming = ProjectSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        project, made = Project.objects.get_or_create(owner=request.user, name=incoming.validated_data["name"])
+        if not made:
+            return Response({"detail": f"You already have a project called {project.name!r}."},
+                            status=status.HTTP_409_CONFLICT)
+        return Response(ProjectSerializer(self._get(request, project.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: ProjectSerializer})
+    def retrieve(self, request, pk=None):
+        return Response(ProjectSerializer(self._get(request, pk)).data)
+
+    @extend_schema(request=ProjectSerializer, responses={200: ProjectSerializer, 409: DetailSerializer})
+    def partial_update(self, request, pk=None):
+        project = self._get(request, pk)
+        incoming = ProjectSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        name = incoming.validated_data["name"]
+        if project.name == Project.DEFAULT:
+            return Response({"detail": "The Default project keeps its name."}, status=status.HTTP_409_CONFLICT)
+        if Project.objects.filter(owner=request.user, name=name).exclude(pk=project.pk).exists():
+            return Response({"detail": f"You already have a project called {name!r}."},
+                            status=status.HTTP_409_CONFLICT)
+        Project.objects.filter(pk=project.pk).update(name=name)
+        return Response(ProjectSerializer(self._get(request, pk)).data)
+
+    @extend_schema(responses={204: None, 409: DetailSerializer})
+    def destroy(self, request, pk=None):
+        project = self._get(request, pk)
+        if project.name == Project.DEFAULT:
+            return Response({"detail": "The Default project cannot be deleted; it holds every run not filed "
+                                       "elsewhere."}, status=status.HTTP_409_CONFLICT)
+        with transaction.atomic():
+            Job.objects.filter(project=project).update(project=Project.default_for(request.user))
+            project.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -14,10 +14,11 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from jobs.ml.catalog import ARCHITECTURES
+from jobs.provenance import code_version
 from jobs.queues import Queue
-from webapp.experiments import limits, live
+from webapp.experiments import limits, live, params
 from webapp.experiments.backbone_choices import WEIGHTS, BackboneChoice, resolve
-from webapp.experiments.models import Job
+from webapp.experiments.models import Job, Project
 from webapp.redis_client import REDIS_ERRORS, redis_problem
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,8 @@ class QueueUnavailable(Exception):
         )
 
 
-class SystemCheckParams(serializers.Serializer):
-    seconds_per_device = serializers.FloatField(
-        default=2.0, min_value=0.2, max_value=30.0,
-        help_text="How long to measure matrix-multiply speed on each device.",
-    )
+class SystemCheckParams(params.SYSTEM_CHECK.serializer_base("SystemCheckFields")):
+    pass
 
 
 class IngestParams(serializers.Serializer):
@@ -100,39 +98,22 @@ class BackboneParams(serializers.Serializer):
                                       help_text="For built-in backbones: ImageNet weights, or random ones.")
 
 
-class TrainParams(BackboneParams):
+class TrainParams(params.TRAIN.serializer_base("TrainFields"), BackboneParams):
     """A training run. Only `dataset` and `architecture` are needed; the rest has defaults
-    chosen per architecture, so a newcomer picks two things and presses Start."""
+    chosen per architecture, so a newcomer picks two things and presses Start. The tunable
+    parameters are declared in `params.TRAIN`."""
 
     dataset = serializers.IntegerField(help_text="A ready classification dataset of yours.")
     architecture = serializers.ChoiceField(choices=sorted(ARCHITECTURES))
-    image_size = serializers.IntegerField(required=False, min_value=8, max_value=1024,
-                                          help_text="Square side in pixels; the architecture's default if left out.")
-    color_mode = serializers.ChoiceField(choices=["grayscale", "rgb"], required=False)
-    epochs = serializers.IntegerField(default=10, min_value=1, max_value=1000)
-    batch_size = serializers.IntegerField(default=32, min_value=1, max_value=4096)
-    optimizer = serializers.ChoiceField(choices=["adam", "sgd", "rmsprop"], default="adam")
-    learning_rate = serializers.FloatField(default=0.001, min_value=1e-7, max_value=10.0)
     validation_split = serializers.FloatField(
         required=False, allow_null=True, min_value=0.0, max_value=0.5,
         help_text="Ignored: the dataset's own train/validation/test split is used, so runs compare.")
-    augment_flip = serializers.BooleanField(default=False)
-    augment_rotation = serializers.FloatField(default=0.0, min_value=0.0, max_value=0.5)
-    augment_zoom = serializers.FloatField(default=0.0, min_value=0.0, max_value=0.5)
-    early_stopping = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=100,
-        help_text="Stop after this many epochs without a better validation loss (and keep the best).")
-    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
 
     def validate_dataset(self, dataset_id: int):
         dataset = ready_dataset(dataset_id, self.context["request"].user, "classification")
         if len(dataset.classes) < 2:
             raise serializers.ValidationError("This dataset has fewer than two classes.")
         return dataset
-
-    mode = serializers.ChoiceField(
-        choices=["extract", "finetune"], default="extract",
-        help_text="Transfer models: train the head on cached features (extract) or also the last block (finetune).")
 
     def validate(self, attrs):
         arch = ARCHITECTURES[attrs["architecture"]]
@@ -176,14 +157,10 @@ class TrainParams(BackboneParams):
         attrs["color_mode"] = "grayscale" if choice.channels == 1 else "rgb"
 
 
-class FeatureParams(BackboneParams):
+class FeatureParams(params.FEATURES.serializer_base("FeatureFields"), BackboneParams):
     """Run a backbone once over a dataset; later jobs on the same data and backbone reuse the result."""
 
     dataset = serializers.IntegerField(help_text="A ready dataset of yours (classification or captions).")
-    batch_size = serializers.IntegerField(default=32, min_value=1, max_value=1024)
-    precision = serializers.ChoiceField(
-        choices=["auto", "float32", "bfloat16"], default="auto",
-        help_text="auto: bfloat16 on CPUs that compute it natively, mixed precision on GPUs, else float32.")
 
     def validate_dataset(self, dataset_id: int):
         return ready_dataset(dataset_id, self.context["request"].user, None)
@@ -194,32 +171,12 @@ class FeatureParams(BackboneParams):
         return attrs
 
 
-class CaptionParams(BackboneParams):
-    """The merge captioning model on a caption dataset (workflow 4 of PRODUCT.md)."""
+class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), BackboneParams):
+    """The merge captioning model on a caption dataset (workflow 4 of PRODUCT.md); its tunable
+    parameters are declared in `params.CAPTION`."""
 
     dataset = serializers.IntegerField(help_text="A ready caption dataset of yours.")
     architecture = serializers.ChoiceField(choices=["merge"], default="merge")
-    # Defaults: jobs.ml.captioning.CaptionConfig, measured on real features (its docstring has the table).
-    epochs = serializers.IntegerField(default=30, min_value=1, max_value=500,
-                                      help_text="At most this many epochs; early stopping usually ends sooner.")
-    batch_size = serializers.IntegerField(default=128, min_value=1, max_value=4096)
-    learning_rate = serializers.FloatField(default=0.001, min_value=1e-7, max_value=1.0)
-    min_word_count = serializers.IntegerField(
-        default=1, min_value=1, max_value=1000,
-        help_text="Words seen fewer times in the training captions are dropped.")
-    max_length = serializers.IntegerField(
-        required=False, allow_null=True, min_value=3, max_value=100,
-        help_text="Longest caption in words, start and end marks included; default: the longest training caption.")
-    beam_width = serializers.IntegerField(default=3, min_value=1, max_value=10)
-    units = serializers.IntegerField(
-        default=256, min_value=8, max_value=1024,
-        help_text="Width of the word embedding, the LSTM and the dense layers (PRODUCT.md's merge model: 256).")
-    dropout = serializers.FloatField(default=0.5, min_value=0.0, max_value=0.9)
-    early_stopping = serializers.IntegerField(
-        required=False, allow_null=True, default=5, min_value=1, max_value=100,
-        help_text="Stop after this many epochs without a better validation loss (the best epoch is kept); "
-                  "null: run every epoch.")
-    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
 
     def validate_dataset(self, dataset_id: int):
         dataset = ready_dataset(dataset_id, self.context["request"].user, "captions")
@@ -251,12 +208,14 @@ KINDS: dict[str, JobKind] = {
 }
 
 
-def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset=None) -> Job:
+def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset=None, *, project=None,
+               tags=(), note: str = "", rerun_of: Job | None = None) -> Job:
     """Create a job and enqueue it once the row is committed.
 
     Redis is checked first so that an outage answers at once with QueueUnavailable instead
     of leaving a job that can never run; if publishing still fails, the job is marked failed
-    with the reason and QueueUnavailable is raised.
+    with the reason and QueueUnavailable is raised. The job is filed in `project` (the owner's
+    "Default" when None) and its record starts with the seed and the dataset's content hash.
     """
     spec = KINDS[kind]
     limits.check_queue(queue)
@@ -267,9 +226,36 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset
     if queue in (None, "", "auto"):
         queue = spec.default_queue if kind in (Job.Kind.SYSTEM_CHECK, Job.Kind.INGEST) else auto_queue()
     priority = limits.priority_for(owner)
-    job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset, queue=queue)
+    record = {"seed": params.get("seed"), "code": code_version(),
+              "dataset_hash": params.get("dataset_hash") or getattr(dataset, "content_hash", None),
+              **({"rerun_of": rerun_of.id} if rerun_of else {})}
+    job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset, queue=queue, note=note,
+                             project=project or Project.default_for(owner),
+                             record={k: v for k, v in record.items() if v is not None})
+    if tags:
+        job.tags.set(tags)
     transaction.on_commit(lambda: _enqueue(job, spec, priority), robust=False)
     return job
+
+
+# Params a launch writes down beside the ones its caller chose: the rerun asks for the choices only.
+DERIVED_PARAMS = ("dataset_name", "dataset_hash", "backbone_label")
+
+
+def rerun_params(job: Job) -> dict:
+    """The parameters that launch `job` again as it was (same seed), or ValueError (a sentence) when
+    its inputs are gone or have changed since."""
+    params = {key: value for key, value in (job.params or {}).items() if key not in DERIVED_PARAMS}
+    if params.get("weights") == "file":  # no weights to choose for a file backbone: launch defaults it again
+        params.pop("weights")
+    if "dataset" in params:
+        dataset = job.dataset
+        if dataset is None:
+            raise ValueError("This run's dataset was deleted, so it cannot be run again.")
+        recorded = (job.params or {}).get("dataset_hash")
+        if recorded and dataset.content_hash and recorded != dataset.content_hash:
+            raise ValueError("This run's dataset has changed since it ran, so running it again would not repeat it.")
+    return params
 
 
 def auto_queue() -> str:

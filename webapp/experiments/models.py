@@ -7,6 +7,42 @@ from django.db import models
 from django.utils import timezone
 
 
+class Project(models.Model):
+    """A named group of runs. Every job belongs to one: "Default" unless its owner chose another."""
+
+    DEFAULT = "Default"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="one_project_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def default_for(cls, user) -> Project:
+        return cls.objects.get_or_create(owner=user, name=cls.DEFAULT)[0]
+
+
+class Tag(models.Model):
+    """A label a user puts on runs ("baseline", "augmented"); a row per (owner, name), so filtering
+    by tag is a join on any database."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="one_tag_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Job(models.Model):
     """One unit of background work, owned by a user, run by one Celery worker.
 
@@ -50,6 +86,24 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # The experiment record (workflow 6): where it is filed, and what a person wrote about it.
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="jobs")
+    note = models.TextField(blank=True, max_length=2000)
+    # What it takes to repeat it: code and library versions, device, seed, the dataset's content
+    # hash, and the job it repeats (`rerun_of`), written at launch and when it ran.
+    record = models.JSONField(default=dict, blank=True)
+    # Summary numbers, set when the job ends (webapp.experiments.summary), so that a list of ten
+    # thousand runs sorts and filters in the database instead of reading every epoch.
+    test_accuracy = models.FloatField(null=True, blank=True)
+    best_val_accuracy = models.FloatField(null=True, blank=True)
+    best_val_loss = models.FloatField(null=True, blank=True)
+    bleu4 = models.FloatField(null=True, blank=True)
+    best_epoch = models.PositiveIntegerField(null=True, blank=True)
+    epochs_run = models.PositiveIntegerField(null=True, blank=True)
+    curve = models.JSONField(default=dict, blank=True, help_text=(
+        'The validation curve for sparklines: {"metric", "points": at most 40 [epoch, value], the best kept}.'))
 
     class Meta:
         ordering = ["-created_at", "-id"]

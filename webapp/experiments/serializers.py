@@ -7,6 +7,7 @@ from rest_framework import serializers
 from jobs.queues import Queue
 from webapp.experiments.kinds import KINDS
 from webapp.experiments.models import Job
+from webapp.experiments.params_api import params_help
 from webapp.experiments.public import job_for
 
 
@@ -15,6 +16,11 @@ class JobSerializer(serializers.ModelSerializer):
     model = serializers.SerializerMethodField()
     kind_label = serializers.CharField(source="get_kind_display", read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)  # null until it starts
+    project = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+
+    # The record's headline numbers (webapp.experiments.summary), the same in lists and details.
+    SUMMARY = ["test_accuracy", "best_val_accuracy", "best_val_loss", "bleu4", "best_epoch", "epochs_run"]
 
     class Meta:
         model = Job
@@ -22,8 +28,16 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "kind", "kind_label", "status", "progress", "message", "metrics", "result",
             "error", "model", "params", "dataset", "queue", "worker", "device", "cancel_requested",
             "created_at", "started_at", "finished_at", "duration_seconds",
+            "project", "tags", "note", "record", "test_accuracy", "best_val_accuracy", "best_val_loss", "bleu4",
+            "best_epoch", "epochs_run", "curve",
         ]
         read_only_fields = fields
+
+    def get_project(self, job: Job) -> str | None:
+        return job.project.name if job.project_id else None
+
+    def get_tags(self, job: Job) -> list[str]:
+        return sorted(tag.name for tag in job.tags.all())
 
     def get_metrics(self, job: Job) -> list[dict]:
         return [m.as_dict() for m in job.metrics.all()]
@@ -43,7 +57,8 @@ class JobSerializer(serializers.ModelSerializer):
 
 class JobCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Job.Kind.choices)
-    params = serializers.DictField(required=False, default=dict)
+    params = serializers.DictField(required=False, default=dict, help_text=(
+        "The kind's parameters (GET /api/params/ lists them with their limits):\n" + params_help()))
     queue = serializers.ChoiceField(
         choices=["auto", Queue.CPU.value, Queue.GPU.value], required=False, allow_null=True,
         help_text="Where to run it: cpu, gpu, or auto (gpu when a GPU worker is alive).",
@@ -76,3 +91,37 @@ class DetailSerializer(serializers.Serializer):
     """An error or refusal: one sentence for a person (DRF's shape)."""
 
     detail = serializers.CharField()
+
+
+class JobEditSerializer(serializers.Serializer):
+    """PATCH /api/jobs/{id}/: what a person files and writes about a run; nothing it computed."""
+
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=20,
+                                 help_text="The run's tags, replacing the ones it had (at most 20).")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, trim_whitespace=False)
+    project = serializers.CharField(required=False, max_length=100,
+                                    help_text="A project name; a new name creates the project.")
+
+    def validate_project(self, name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise serializers.ValidationError("A project needs a name.")
+        return name
+
+    def validate_tags(self, tags: list[str]) -> list[str]:
+        if any("," in tag for tag in tags):
+            raise serializers.ValidationError("A tag cannot hold a comma: give each tag as its own list item.")
+        return sorted({tag.strip() for tag in tags if tag.strip()})
+
+
+class ProjectSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=100)
+    jobs = serializers.IntegerField(source="job_count", read_only=True, help_text="How many runs it holds.")
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def validate_name(self, name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise serializers.ValidationError("A project needs a name.")
+        return name

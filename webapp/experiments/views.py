@@ -7,10 +7,10 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from webapp.experiments.job_lists import filter_options
 from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job
 from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job
-from webapp.experiments.public import worker_name
 from webapp.redis_client import redis_problem
 
 
@@ -25,19 +25,28 @@ def jobs_page(request):
             messages.error(request, str(exc))
             return redirect("jobs")
         return redirect("job", job_id=job.id)
-    jobs = list(Job.objects.filter(owner=request.user)[:50])
-    for job in jobs:  # the host part of a worker's name is for staff only (webapp/experiments/public.py)
-        job.worker_label = job.worker if request.user.is_staff else worker_name(job.worker)
+    from webapp.experiments.compare import MAX_RUNS, MIN_RUNS
+
+    # The rows come from GET /api/jobs/ with this page's query string (jobs.js); the menus list what
+    # the person has: their projects, datasets, architectures and tags.
     return render(request, "experiments/jobs.html", {
-        "jobs": jobs,
+        "filters": filter_options(request.user, request.GET),
+        "compare_min": MIN_RUNS, "compare_max": MAX_RUNS,
         "queue_problem": redis_problem(),
     })
 
 
 @login_required
 def job_page(request, job_id: int):
-    job = get_object_or_404(Job, id=job_id, owner=request.user)
-    return render(request, "experiments/job.html", {"job": job})
+    from webapp.experiments.kinds import KINDS
+    from webapp.experiments.models import Project
+
+    job = get_object_or_404(Job.objects.select_related("project"), id=job_id, owner=request.user)
+    return render(request, "experiments/job.html", {
+        "job": job, "can_rerun": KINDS[job.kind].public,
+        "tag_names": sorted(job.tags.values_list("name", flat=True)),
+        "project_names": list(Project.objects.filter(owner=request.user).values_list("name", flat=True)),
+    })
 
 
 @login_required
@@ -111,3 +120,25 @@ def resume_job_page(request, job_id: int):
     except (QueueUnavailable, LaunchRefused) as exc:
         messages.error(request, str(exc))
     return redirect("job", job_id=job.id)
+
+
+@login_required
+def compare_page(request):
+    """2 to 10 runs side by side (`?jobs=1,2,3`): the same answer as GET /api/compare/, drawn by compare.js."""
+    from django.http import Http404
+
+    from webapp.experiments.compare import MAX_RUNS, MIN_RUNS, CompareRefused, RunsNotFound, compare_runs, parse_ids
+
+    raw = request.GET.get("jobs", "")
+    try:
+        ids = parse_ids(raw)
+    except CompareRefused as exc:
+        return render(request, "experiments/compare.html", {"problem": str(exc), "min_runs": MIN_RUNS,
+                                                             "max_runs": MAX_RUNS}, status=400)
+    try:
+        data = compare_runs(request.user, ids)
+    except RunsNotFound as exc:
+        raise Http404(str(exc)) from exc
+    return render(request, "experiments/compare.html", {"data": data, "ids": ",".join(map(str, ids)),
+                                                         "count": len(ids), "min_runs": MIN_RUNS,
+                                                         "max_runs": MAX_RUNS})

@@ -88,6 +88,16 @@ def redis_url(port: int, password: str | None = None, host: str = "127.0.0.1") -
     return f"redis://{f':{password}@' if password else ''}{host}:{port}/0"
 
 
+def throwaway_redis(data_dir: Path) -> tuple[Service, str]:
+    """(a started, ready Redis with a password on a free port, its URL): the private Redis of a
+    throwaway DATA_DIR, as the test suite and the benchmarks use."""
+    port, password = free_port(), redis_password(data_dir)
+    redis = redis_service(data_dir, port, password)
+    redis.start()
+    redis.ready()
+    return redis, redis_url(port, password)
+
+
 def redis_service(data_dir: Path, port: int, password: str | None = None) -> Service:
     """A private redis-server on 127.0.0.1:`port`, persisting to DATA_DIR/redis (AOF) so
     queued jobs survive a restart. With `password`, a client must AUTH first (anyone else on

@@ -1,0 +1,70 @@
+/* The job page's Record card: file the run in a project, tag it, write a note (PATCH
+   /api/jobs/{id}/), and Run again (POST /api/jobs/{id}/rerun/, then open the new run). Errors are
+   the API's sentences, shown in the card. */
+(function () {
+  "use strict";
+  const form = document.getElementById("record-form");
+  if (!form) return;
+  const url = "/api/jobs/" + form.dataset.job + "/";
+  const status = document.getElementById("record-status");
+  const error = document.getElementById("record-error");
+
+  function sentence(body) {
+    if (!body || typeof body !== "object") return "Something went wrong; please try again.";
+    const flat = [];
+    (function walk(v) {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === "object") Object.values(v).forEach(walk);
+      else if (v !== undefined && v !== null) flat.push(String(v));
+    })(body);
+    return flat.join(" ") || "Something went wrong; please try again.";
+  }
+
+  async function send(path, method, body) {
+    error.hidden = true;
+    let response;
+    try {
+      response = await fetch(path, {
+        method, credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": window.VL.csrfToken(form) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      error.textContent = "The server did not answer. Check your connection and try again.";
+      error.hidden = false;
+      status.textContent = "";
+      return null;
+    }
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      error.textContent = sentence(data);
+      error.hidden = false;
+      status.textContent = "";
+      return null;
+    }
+    return data;
+  }
+
+  form.addEventListener("submit", async event => {
+    event.preventDefault();
+    status.textContent = "Saving…";
+    const tags = form.tags.value.split(",").map(t => t.trim()).filter(Boolean);
+    const saved = await send(url, "PATCH", { project: form.project.value.trim(), tags, note: form.note.value });
+    if (saved) {
+      form.tags.value = saved.tags.join(", ");
+      form.project.value = saved.project;
+      status.textContent = "Saved.";
+    }
+  });
+
+  const rerun = document.getElementById("rerun");
+  if (rerun) {
+    rerun.addEventListener("click", async () => {
+      rerun.disabled = true;
+      status.textContent = "Starting the same run again…";
+      const job = await send(url + "rerun/", "POST");
+      if (job) window.location.assign("/jobs/" + job.id + "/");
+      else rerun.disabled = false;
+    });
+  }
+})();

@@ -1,0 +1,108 @@
+"""One declaration per parameter (issue 12, item 1): the API's validation, its docs, the launch
+forms and /api/params/ all say what `webapp.experiments.params` says, so a default or a limit
+cannot drift between them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from webapp.experiments.params import DECLARATIONS
+
+FORMS = {"train": "/train/", "train_captioner": "/captioner/"}
+
+
+def form_inputs(html: str) -> dict[str, dict[str, str]]:
+    """{name: {attribute: value}} of the <input>s of a page."""
+    found = {}
+    for tag in re.findall(r"<input\b[^>]*>", html):
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', tag))
+        if "name" in attrs:
+            found[attrs["name"]] = attrs
+    return found
+
+
+@pytest.mark.parametrize("kind", sorted(FORMS))
+def test_the_launch_forms_take_their_defaults_and_limits_from_the_declarations(kind, alice, client):
+    from webapp.datasets.models import Dataset
+
+    Dataset.objects.create(owner=alice, name="d", kind="classification" if kind == "train" else "captions",
+                           status="ready")  # the forms show their fields once there is a dataset
+    client.force_login(alice)
+    inputs = form_inputs(client.get(FORMS[kind]).content.decode())
+    checked = 0
+    for param in DECLARATIONS[kind].params:
+        if param.name not in inputs or param.type in ("choice",):
+            continue
+        attrs = inputs[param.name]
+        if param.type == "bool":
+            assert attrs["type"] == "checkbox"
+        else:
+            assert float(attrs["min"]) == param.min and float(attrs["max"]) == param.max, (param.name, attrs)
+            if param.default is not None:
+                assert float(attrs["value"]) == param.default, (param.name, attrs)
+        checked += 1
+    assert checked >= 6, inputs.keys()
+
+
+@pytest.mark.parametrize("kind", sorted(DECLARATIONS))
+def test_the_api_refuses_values_outside_the_declared_limits(kind, alice_api):
+    for param in DECLARATIONS[kind].params:
+        if param.type not in ("int", "float"):
+            continue
+        step = 1 if param.type == "int" else param.max * 0.01 or 0.01
+        answer = alice_api.post("/api/jobs/", {"kind": kind, "params": {param.name: param.max + step}}, format="json")
+        assert answer.status_code == 400, (param.name, answer.content)
+        message = str(answer.json().get("params", {}).get(param.name))
+        assert "less than or equal to" in message, (param.name, answer.json())
+
+
+def test_api_params_and_the_openapi_docs_say_the_same(alice_api):
+    listed = alice_api.get("/api/params/").json()
+    assert set(listed) == set(DECLARATIONS)
+    rate = next(p for p in listed["train"] if p["name"] == "learning_rate")
+    assert rate == {**rate, "type": "float", "default": 0.001, "min": 1e-7, "max": 10.0, "sweep": True, "log": True}
+    assert next(p for p in listed["train_captioner"] if p["name"] == "epochs")["default"] == 30
+
+    schema = alice_api.get("/api/schema/", {"format": "json"}).json()
+    documented = schema["components"]["schemas"]
+    params_doc = documented["JobCreate"]["properties"]["params"]["description"]
+    assert "dropout (float 0..0.9, default 0.5): Fraction of activations dropped" in params_doc
+    assert "learning_rate (float 1e-07..10, default 0.001)" in params_doc
+    listed_doc = documented["ParamsByKind"]["properties"]["train"]
+    assert listed_doc["type"] == "array"
+
+
+def test_the_compare_table_names_parameters_as_declared(alice, alice_api):
+    from webapp.experiments.models import Job
+
+    jobs = [Job.objects.create(owner=alice, kind="train", status="succeeded",
+                               params={"architecture": "mlp", "learning_rate": rate, "epochs": 5}).id
+            for rate in (0.01, 0.001)]
+    answer = alice_api.get("/api/compare/", {"jobs": ",".join(map(str, jobs))})
+    assert answer.status_code == 200, answer.content
+    data = answer.json()
+    assert data["differing"] == ["learning_rate"]
+    assert data["param_labels"]["learning_rate"] == "Learning rate" and data["param_labels"]["epochs"] == "Epochs"
+
+
+def test_a_parameter_declared_with_a_group_appears_in_its_form_by_itself(alice, client, monkeypatch):
+    """Adding a parameter is one declaration: the form draws it and launch.js sends it by type."""
+    from webapp.datasets.models import Dataset
+    from webapp.experiments import params
+
+    warmup = params.Param("warmup_epochs", "int", 2, "Warm-up", "Epochs at a rising learning rate.", unit="epochs",
+                          min=0, max=20, group="training")
+    schedule = params.Param("schedule", "choice", "cosine", "Schedule", choices=("constant", "cosine"),
+                            group="training")
+    monkeypatch.setitem(params.DECLARATIONS, "train",
+                        params.Declaration((*params.TRAIN.params, warmup, schedule)))
+    Dataset.objects.create(owner=alice, name="d", kind="classification", status="ready")
+    client.force_login(alice)
+    html = client.get("/train/").content.decode()
+    field = form_inputs(html)["warmup_epochs"]
+    assert (field["data-param"], field["value"], field["min"], field["max"]) == ("int", "2", "0", "20")
+    assert 'data-label="Warm-up"' in html and "Epochs at a rising learning rate." in html
+    assert re.search(r'<select name="schedule" id="f-schedule" data-param="choice">'
+                     r'<option value="constant">constant</option><option value="cosine" selected>', html)
