@@ -71,6 +71,8 @@ bench: install system-deps
 	$(PY) bench/overhead.py
 	$(PY) bench/features.py
 	$(PY) bench/load.py
+	$(PY) bench/captioning.py
+	$(PY) bench/experiments.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
