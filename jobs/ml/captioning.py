@@ -43,17 +43,17 @@ import numpy as np
 import tensorflow as tf
 
 from jobs.ml import zoo
-from jobs.ml.artifacts import EMBEDDED_METADATA, METADATA_FILE, MODEL_FILE, save_model, write_atomically, write_json
+from jobs.ml.artifacts import EMBEDDED_METADATA, METADATA_FILE, MODEL_FILE, save_model
 from jobs.ml.bleu import corpus_bleu
 from jobs.ml.datasets.captions import clean_caption
-from jobs.ml.progress import Countdown, ProgressSink
+from jobs.ml.progress import ProgressSink
 from jobs.ml.training import (
     ASSUMED_FLOPS_PER_SECOND,
-    BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
     MAX_STEPS_PER_EXECUTION,
     STATE_FILE,
     TARGET_CALL_SECONDS,
+    EpochCallback,
     device_plan,
     forget_state,
 )
@@ -615,98 +615,22 @@ def _load_checkpoint(workdir: Path, state: dict) -> keras.Model:
     return model
 
 
-def _save_weights(path: Path, weights: list[np.ndarray]) -> None:
-    write_atomically(path, lambda tmp: np.savez(tmp, *weights))
+class _CaptionCallback(EpochCallback):
+    """jobs.ml.training's per-batch progress and per-epoch bookkeeping for a caption model: it always
+    keeps the best weights (what is saved and scored), and its checkpoint also holds the dropout
+    streams' positions and what `saved` records (vocabulary, sizes). `epoch` tells the training
+    pipeline which epoch's order to draw."""
 
-
-def _load_weights(path: Path) -> list[np.ndarray] | None:
-    try:
-        with np.load(path) as saved:
-            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-class _CaptionCallback(keras.callbacks.Callback):
-    """Progress and cancel checks every batch; metrics, best weights, early stopping and a checkpoint every epoch.
-
-    Early stopping is done here rather than with `keras.callbacks.EarlyStopping` because its
-    state (best val_loss, the best weights, epochs waited) must survive a resume, and Keras resets
-    it. `epoch` (0-based, counting earlier runs) also tells the training pipeline which epoch's
-    order to draw. A `JobCancelled` raised by the sink propagates straight out of `fit`.
-    """
+    validating = "checking the validation captions"
 
     def __init__(self, sink: ProgressSink, config: CaptionConfig, workdir: Path, steps: int, n_samples: int,
                  state: dict, saved: dict):
-        super().__init__()
-        self.sink, self.config, self.workdir, self.steps, self.n_samples = sink, config, workdir, steps, n_samples
-        self.saved = saved  # what the checkpoint's state records besides training progress (vocabulary, sizes)
-        self.history: list[dict] = list(state.get("history", []))
-        self.best_epoch: int = state.get("best_epoch", 0)
-        self.best_val_loss: float | None = state.get("best_val_loss")
-        self.stopped_early: bool = state.get("stopped_early", False)
-        self.best_weights = _load_weights(workdir / BEST_WEIGHTS_FILE) if self.best_epoch else None
-        self.epoch = self.initial_epoch = len(self.history)
-        self.fraction = TRAIN_START
-        self.epochs_run, self.samples, self.train_seconds = 0, 0, 0.0
+        self.saved = saved
+        super().__init__(sink, workdir, epochs=config.epochs, patience=config.early_stopping_patience,
+                         keep_best=True, steps=steps, per_epoch=n_samples, state=state, span=(TRAIN_START, TRAIN_END))
 
-    def _report(self, fraction: float, message: str) -> None:
-        self.fraction = max(self.fraction, min(fraction, TRAIN_END))
-        self.sink.progress(self.fraction, message)
-
-    def on_train_begin(self, logs=None):
-        self.countdown = Countdown((self.config.epochs - self.initial_epoch) * self.steps)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-        self.epoch_started = time.perf_counter()
-        self.epoch_train_seconds = 0.0
-
-    def on_train_batch_end(self, batch, logs=None):
-        batch = min(batch, self.steps - 1)  # with several batches per call, the last call may overshoot
-        self.epoch_train_seconds = time.perf_counter() - self.epoch_started
-        epochs = self.config.epochs
-        fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * (self.epoch + (batch + 1) / self.steps) / epochs
-        done = (self.epoch - self.initial_epoch) * self.steps + batch + 1
-        self._report(fraction, f"Epoch {self.epoch + 1}/{epochs} · batch {batch + 1}/{self.steps}"
-                               f"{self.countdown(done)}")
-
-    def on_test_batch_end(self, batch, logs=None):
-        self._report(self.fraction, f"Epoch {self.epoch + 1}/{self.config.epochs} · "
-                                    "checking the validation captions")
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        metrics = {k: float(logs[k]) for k in METRICS if k in logs}
-        self.history.append({"epoch": epoch + 1, **metrics})
-        self.epochs_run += 1
-        self.samples += self.n_samples
-        self.train_seconds += self.epoch_train_seconds
-        val_loss = metrics.get("val_loss")
-        if val_loss is not None and math.isfinite(val_loss) and (
-                self.best_val_loss is None or val_loss < self.best_val_loss):
-            self.best_val_loss, self.best_epoch = val_loss, epoch + 1
-            self.best_weights = self.model.get_weights()
-            _save_weights(self.workdir / BEST_WEIGHTS_FILE, self.best_weights)
-        patience = self.config.early_stopping_patience
-        if patience and epoch + 1 - max(self.best_epoch, 1) >= patience:
-            self.stopped_early = True
-            self.model.stop_training = True
-        self._checkpoint()
-        self.sink.epoch_end(epoch + 1, metrics)
-
-    def _checkpoint(self) -> None:
-        """The model with its optimizer state, then the state that says which epoch it is.
-
-        The model is written first: a crash between the two writes makes a resume repeat one
-        epoch from a model one epoch further on, never continue from a model that is behind.
-        """
-        write_atomically(self.workdir / CHECKPOINT_FILE, self.model.save)
-        write_json(self.workdir / STATE_FILE, {
-            "epochs_done": len(self.history), "history": self.history, "best_epoch": self.best_epoch,
-            "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
-            "seed_states": [np.asarray(v.numpy()).tolist() for v in _seed_states(self.model)], **self.saved,
-        })
+    def extra_state(self) -> dict:
+        return {"seed_states": [np.asarray(v.numpy()).tolist() for v in _seed_states(self.model)], **self.saved}
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -926,6 +850,6 @@ def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str
         evaluated_on=evaluated_on, beam_width=config.beam_width, stopped_early=callback.stopped_early,
         epochs_run=callback.epochs_run, resumed_from=callback.initial_epoch,
         samples_per_epoch=train_set.n_samples,
-        samples_per_second=round(callback.samples / callback.train_seconds, 1) if callback.train_seconds else 0.0,
+        samples_per_second=round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0,
         split_sizes={"train": len(train), "val": len(val), "test": len(test)},
     )

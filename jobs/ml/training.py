@@ -229,70 +229,76 @@ def forget_state(workdir: Path) -> None:
         (workdir / name).unlink(missing_ok=True)
 
 
-def _load_best_weights(workdir: Path) -> list[np.ndarray] | None:
+def load_weights(path: Path) -> list[np.ndarray] | None:
+    """The weights `save_weights` wrote, or None when the file is missing or unreadable."""
     try:
-        with np.load(workdir / BEST_WEIGHTS_FILE) as saved:
+        with np.load(path) as saved:
             return [saved[f"arr_{i}"] for i in range(len(saved.files))]
     except (OSError, ValueError, KeyError):
         return None
 
 
+def save_weights(path: Path, weights: list[np.ndarray]) -> None:
+    write_atomically(path, lambda tmp: np.savez(tmp, *weights))
+
+
 # --- the callback that reports, checkpoints and stops early ------------------------------------
 
-class JobCallback(keras.callbacks.Callback):
-    """Progress and cancel checks every batch; metrics, checkpoint and early stopping every epoch.
+class EpochCallback(keras.callbacks.Callback):
+    """Progress and cancel checks every batch; metrics, the best weights, early stopping and a
+    checkpoint every epoch: what classifier and caption training share.
 
     Early stopping is done here rather than with `keras.callbacks.EarlyStopping` because its
     state (best loss, epochs waited, best weights) must survive a resume, and Keras resets it.
     A `JobCancelled` raised by the sink propagates straight out of `fit` (Keras calls batch
-    callbacks synchronously when a callback overrides them, as this one does).
+    callbacks synchronously when a callback overrides them, as this one does). `epoch` (0-based,
+    counting the epochs of earlier runs) is set from the start, for pipelines that draw by epoch.
+    Subclasses say what else the checkpoint's state records (`extra_state`).
     """
 
-    def __init__(self, sink: ProgressSink, workdir: Path, config: TrainConfig, class_names: list[str],
-                 steps: int, n_train: int, state: dict | None):
+    validating = "checking the validation images"  # what the bar says while fit validates
+
+    def __init__(self, sink: ProgressSink, workdir: Path, *, epochs: int, patience: int | None, keep_best: bool,
+                 steps: int, per_epoch: int, state: dict | None, span: tuple[float, float]):
         super().__init__()
-        self.sink, self.workdir, self.config, self.class_names = sink, workdir, config, class_names
-        self.steps, self.n_train = steps, n_train
+        self.sink, self.workdir, self.epochs, self.patience = sink, workdir, epochs, patience
+        self.keep_best, self.steps, self.per_epoch = keep_best, steps, per_epoch
+        self.start, self.end = span
         state = state or {}
         self.history: list[dict] = list(state.get("history", []))
         self.best_epoch: int = state.get("best_epoch", 0)
         self.best_val_loss: float | None = state.get("best_val_loss")
         self.stopped_early: bool = state.get("stopped_early", False)
-        self.best_weights: list[np.ndarray] | None = None
-        if config.early_stopping_patience and self.best_epoch:
-            self.best_weights = _load_best_weights(workdir)
-        self.fraction = TRAIN_START
-        self.epochs_run = 0
-        self.train_seconds = 0.0
-        self.images = 0
+        self.best_weights = load_weights(workdir / BEST_WEIGHTS_FILE) if keep_best and self.best_epoch else None
+        self.epoch = self.initial_epoch = len(self.history)
+        self.fraction = self.start
+        self.epochs_run, self.seen, self.train_seconds = 0, 0, 0.0  # seen: images or samples trained on
 
     # progress
 
     def _report(self, fraction: float, message: str) -> None:
-        self.fraction = max(self.fraction, min(fraction, TRAIN_END))
+        self.fraction = max(self.fraction, min(fraction, self.end))
         self.sink.progress(self.fraction, message)
 
     def on_train_begin(self, logs=None):
-        self.initial_epoch = self.epoch = len(self.history)
-        self.countdown = Countdown((self.config.epochs - self.initial_epoch) * self.steps)
+        self.countdown = Countdown((self.epochs - self.initial_epoch) * self.steps)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch  # 0-based, counting the epochs of earlier runs
+        self.epoch = epoch
         self.epoch_started = time.perf_counter()
         self.epoch_train_seconds = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         batch = min(batch, self.steps - 1)  # with several batches per call, the last call may overshoot
         self.epoch_train_seconds = time.perf_counter() - self.epoch_started
-        epochs = self.config.epochs
-        fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * (self.epoch + (batch + 1) / self.steps) / epochs
-        self._report(fraction, f"Epoch {self.epoch + 1}/{epochs} · batch {batch + 1}/{self.steps}"
-                               f"{self.countdown((self.epoch - self.initial_epoch) * self.steps + batch + 1)}")
+        fraction = self.start + (self.end - self.start) * (self.epoch + (batch + 1) / self.steps) / self.epochs
+        done = (self.epoch - self.initial_epoch) * self.steps + batch + 1
+        self._report(fraction, f"Epoch {self.epoch + 1}/{self.epochs} · batch {batch + 1}/{self.steps}"
+                               f"{self.countdown(done)}")
 
     def on_test_batch_end(self, batch, logs=None):
         # Validation inside fit: nothing to add to the bar, but a cancel must not wait for it.
-        self._report(self.fraction, f"Epoch {self.epoch + 1}/{self.config.epochs} · "
-                                    "checking the validation images")
+        self._report(self.fraction, f"Epoch {self.epoch + 1}/{self.epochs} · {self.validating}")
 
     # per epoch
 
@@ -302,18 +308,16 @@ class JobCallback(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **metrics})
         self.epochs_run += 1
         self.train_seconds += self.epoch_train_seconds
-        self.images += self.n_train
+        self.seen += self.per_epoch
 
         val_loss = metrics.get("val_loss")
-        improved = val_loss is not None and math.isfinite(val_loss) and (
-            self.best_val_loss is None or val_loss < self.best_val_loss)
-        if improved:
+        if val_loss is not None and math.isfinite(val_loss) and (
+                self.best_val_loss is None or val_loss < self.best_val_loss):
             self.best_val_loss, self.best_epoch = val_loss, epoch + 1
-        patience = self.config.early_stopping_patience
-        if patience and improved:
-            self.best_weights = self.model.get_weights()
-            write_atomically(self.workdir / BEST_WEIGHTS_FILE, lambda tmp: np.savez(tmp, *self.best_weights))
-        if patience and epoch + 1 - max(self.best_epoch, 1) >= patience:
+            if self.keep_best:
+                self.best_weights = self.model.get_weights()
+                save_weights(self.workdir / BEST_WEIGHTS_FILE, self.best_weights)
+        if self.patience and epoch + 1 - max(self.best_epoch, 1) >= self.patience:
             self.stopped_early = True
             self.model.stop_training = True
         self._checkpoint()
@@ -328,9 +332,26 @@ class JobCallback(keras.callbacks.Callback):
         write_atomically(self.workdir / CHECKPOINT_FILE, self.model.save)
         write_json(self.workdir / STATE_FILE, {
             "epochs_done": len(self.history), "history": self.history, "best_epoch": self.best_epoch,
-            "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
-            "class_names": self.class_names, "config": asdict(self.config),
+            "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early, **self.extra_state(),
         })
+
+    def extra_state(self) -> dict:
+        return {}
+
+
+class JobCallback(EpochCallback):
+    """A classifier's training: it keeps the best weights when it stops early, and its checkpoint
+    says which classes and settings it was made for (a resume checks them)."""
+
+    def __init__(self, sink: ProgressSink, workdir: Path, config: TrainConfig, class_names: list[str],
+                 steps: int, n_train: int, state: dict | None):
+        self.config, self.class_names = config, class_names
+        super().__init__(sink, workdir, epochs=config.epochs, patience=config.early_stopping_patience,
+                         keep_best=bool(config.early_stopping_patience), steps=steps, per_epoch=n_train,
+                         state=state, span=(TRAIN_START, TRAIN_END))
+
+    def extra_state(self) -> dict:
+        return {"class_names": self.class_names, "config": asdict(self.config)}
 
 
 class StageProgress(keras.callbacks.Callback):
@@ -447,7 +468,7 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
         history=history, best_epoch=best_epoch, test_loss=scores["loss"], test_accuracy=scores["accuracy"],
         confusion_matrix=scores["confusion_matrix"], classes=list(class_names), per_class=scores["per_class"],
         mistakes=scores["mistakes"], model_path=str(model_path), summary=summary, device=plan.description,
-        images_per_second=round(callback.images / callback.train_seconds, 1) if callback.train_seconds else 0.0,
+        images_per_second=round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0,
         seconds=round(time.perf_counter() - started, 2), evaluated_on="test" if test else "validation",
         stopped_early=callback.stopped_early, epochs_run=callback.epochs_run, predictions=scores["predictions"],
     )

@@ -364,7 +364,7 @@ def _train_extract(train, val, test, class_names, backbone, features, config, wo
     model_path = save_model(model, workdir, _metadata(class_names, backbone, config.architecture, "extract"))
     history = callback.history
     return _result(history, callback.best_epoch or len(history), scores, class_names, model_path, summary, device,
-                   round(callback.images / callback.train_seconds, 1) if callback.train_seconds else 0.0, started,
+                   round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0, started,
                    "test" if test else "validation", callback.stopped_early, callback.epochs_run)
 
 
@@ -454,7 +454,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
     history = callback.history
     return _result(history, callback.best_epoch or len(history), scores, class_names, model_path, summary,
                    plan.description,
-                   round(callback.images / callback.train_seconds, 1) if callback.train_seconds else 0.0, started,
+                   round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0, started,
                    "test" if test else "validation", callback.stopped_early, callback.epochs_run)
 
 
