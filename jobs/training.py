@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from jobs.provenance import library_versions
 from jobs.runner import UserFacingError
 from webapp.datasets.models import DatasetItem
 from webapp.experiments.compare import write_predictions
@@ -162,9 +163,5 @@ def keep_model(job, workdir: Path, dataset, **fields) -> TrainedModel:
 
 
 def environment() -> dict:
-    import keras
-    import numpy
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": numpy.__version__, "host": platform.node()}
+    """The job page's Environment facts: the versions the record keeps (jobs.provenance), and the host."""
+    return {**library_versions(), "host": platform.node()}

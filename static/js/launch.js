@@ -182,5 +182,5 @@
     return params;
   }
 
-  Object.assign(window.VL, { csrfToken, declaredParams, fieldErrors, launcher, numberValue });
+  Object.assign(window.VL, { csrfToken, declaredParams, errorText: text, fieldErrors, launcher, numberValue });
 })();

@@ -9,17 +9,6 @@
   const status = document.getElementById("record-status");
   const error = document.getElementById("record-error");
 
-  function sentence(body) {
-    if (!body || typeof body !== "object") return "Something went wrong; please try again.";
-    const flat = [];
-    (function walk(v) {
-      if (Array.isArray(v)) v.forEach(walk);
-      else if (v && typeof v === "object") Object.values(v).forEach(walk);
-      else if (v !== undefined && v !== null) flat.push(String(v));
-    })(body);
-    return flat.join(" ") || "Something went wrong; please try again.";
-  }
-
   async function send(path, method, body) {
     error.hidden = true;
     let response;
@@ -37,7 +26,7 @@
     }
     const data = await response.json().catch(() => null);
     if (!response.ok) {
-      error.textContent = sentence(data);
+      error.textContent = (data && VL.errorText(data)) || "Something went wrong; please try again.";
       error.hidden = false;
       status.textContent = "";
       return null;
