@@ -71,6 +71,17 @@ def describe_architecture(name: str, input_shape: list[int] | None = None, class
         return {"error": str(exc)}
 
 
+@app.task(name="inference.probe_training", ignore_result=False, soft_time_limit=60, time_limit=90)
+def probe_training(name: str, input_shape: list[int], classes: int, batch_size: int) -> dict:
+    """Seconds per image of training `name` here, for a sweep's time estimate (webapp.sweeps.estimate)."""
+    from jobs.ml.training import probe_seconds_per_image
+
+    try:
+        return {"seconds_per_image": probe_seconds_per_image(name, tuple(input_shape), classes, batch_size)}
+    except ValueError as exc:
+        return {"error": str(exc)}
+
+
 @functools.lru_cache(maxsize=MODELS_KEPT)
 def _captioner(model_dir: str, mtime: float):
     """A caption model with the feature extractor it reads, loaded once and kept."""

@@ -20,6 +20,7 @@ from jobs.ml.progress import JobCancelled
 from jobs.provenance import run_record
 from jobs.reporter import JobReporter
 from jobs.resilience import retry_db
+from jobs.trials import TrialPruned, reporter_for
 from webapp.experiments.models import Job
 from webapp.experiments.summary import summarize
 
@@ -42,10 +43,12 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
     job = retry_db(lambda: Job.objects.get(id=job_id), f"loading job {job_id}")
     job.record = {**(job.record or {}), **run_record()}
     retry_db(lambda: Job.objects.filter(id=job_id).update(record=job.record), f"recording job {job_id}")
-    reporter = JobReporter(job_id)
+    reporter = reporter_for(job)
     try:
         reporter.progress(0.0, "Starting")
         result = work(job, reporter)
+    except TrialPruned as exc:
+        status, fields = Job.Status.PRUNED, {"message": str(exc)[:300]}
     except JobCancelled:
         status, fields = Job.Status.CANCELLED, {"message": "Cancelled by the user"}
     except SoftTimeLimitExceeded:
@@ -68,6 +71,10 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
         log.exception("Job %s could not be summarized", job_id)
     reporter.report_outcome(f"{status.capitalize()}" + (f": {fields['error']}" if fields.get("error") else ""),
                             fields.get("progress", reporter.fraction), fields["message"])
+    if job.sweep_id:
+        from webapp.sweeps.engine import trial_ended
+
+        trial_ended(job)
     return status
 
 

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.datasets",
     "webapp.experiments",
+    "webapp.sweeps",
     "webapp.demos",
     "webapp.ops",
 ]
@@ -227,6 +228,8 @@ USER_STORAGE_QUOTA = env_size("USER_STORAGE_QUOTA", "0")
 WORKER_MEMORY = env_size("WORKER_MEMORY", "0")
 # Fair turns: a user's job is queued one priority step later per this many jobs already waiting.
 FAIR_SHARE_STEP = env_int("FAIR_SHARE_STEP", 3, minimum=1)
+# Sweeps (webapp/sweeps): the most trials one sweep runs (extending it adds more).
+SWEEP_MAX_TRIALS = env_int("SWEEP_MAX_TRIALS", 200, minimum=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

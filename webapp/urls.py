@@ -20,6 +20,7 @@ from webapp.experiments.compare_api import CompareView
 from webapp.experiments.models_api import ArchitectureSummaryView, ArchitecturesView, TrainedModelViewSet
 from webapp.experiments.params_api import ParamsView
 from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
+from webapp.sweeps.api import SweepViewSet
 
 # Failed admin logins count against the same limits as the login page's (webapp.accounts.logins).
 admin.site.login_form = AdminLoginForm
@@ -32,6 +33,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("uploads", UploadViewSet, basename="upload")
 router.register("models", TrainedModelViewSet, basename="model")
 router.register("backbones", BackboneViewSet, basename="backbone")
+router.register("sweeps", SweepViewSet, basename="sweep")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="datasets", permanent=False)),

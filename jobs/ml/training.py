@@ -472,3 +472,27 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
         seconds=round(time.perf_counter() - started, 2), evaluated_on="test" if test else "validation",
         stopped_early=callback.stopped_early, epochs_run=callback.epochs_run, predictions=scores["predictions"],
     )
+
+
+# --- a probe for time estimates -----------------------------------------------------------------
+
+def probe_seconds_per_image(architecture: str, shape: tuple[int, int, int], classes: int, batch_size: int,
+                            seconds: float = 1.0) -> float:
+    """Seconds one training image costs `architecture` on this machine: training steps on random pixels
+    for about `seconds` after a warm-up step (which pays for tracing). A sweep's time estimate uses it
+    when no earlier run was measured; it leaves out reading images, so it errs on the short side."""
+    config = TrainConfig(architecture=architecture, image_size=shape[0], channels=shape[2],
+                         batch_size=max(1, min(batch_size, 256)))
+    zoo.check_input(architecture, shape, classes)
+    model = _compiled(config, classes, steps=1)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (config.batch_size, *shape)).astype("float32")
+    labels = rng.integers(0, classes, config.batch_size)
+    model.train_on_batch(pixels, labels)
+    steps, started = 0, time.perf_counter()
+    while steps < 3 or time.perf_counter() - started < seconds:
+        model.train_on_batch(pixels, labels)
+        steps += 1
+        if steps >= 200:
+            break
+    return (time.perf_counter() - started) / (steps * config.batch_size)

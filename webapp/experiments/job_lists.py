@@ -7,12 +7,13 @@ answers each row without its per-epoch metrics, its record, or the bulky parts o
 still answers all of it.
 
 Query parameters, all optional, combined with AND (an empty value means "any"):
-  status     queued | running | succeeded | failed | cancelled, or active (queued or running)
+  status     queued | running | succeeded | failed | cancelled | pruned, or active (queued or running)
   kind       a job kind (train, extract_features, train_captioner, system_check, ingest_dataset)
   dataset    a dataset's id
   architecture  params.architecture, exactly (lenet5, vgg16_transfer, merge, ...)
   project    a project's id or name
   tag        a tag's name
+  sweep      a sweep's id: its trials and the runs it promoted
   q          words, each found in the note, the dataset's name, the architecture, a tag, the
              project's name, the kind's label or the run's id (#12 or 12)
   ordering   created_at, test_accuracy, best_val_accuracy, best_val_loss, bleu4, duration or id,
@@ -48,7 +49,7 @@ class JobListQuery(serializers.Serializer):
 
     status = serializers.ChoiceField(
         choices=STATUSES, required=False, allow_blank=True,
-        help_text="queued, running, succeeded, failed, cancelled, or active (queued or running).",
+        help_text="queued, running, succeeded, failed, cancelled, pruned, or active (queued or running).",
         error_messages={"invalid_choice": _choices_sentence("status", STATUSES)})
     kind = serializers.ChoiceField(
         choices=Job.Kind.values, required=False, allow_blank=True, help_text="Only jobs of this kind.",
@@ -67,6 +68,10 @@ class JobListQuery(serializers.Serializer):
     tag = serializers.CharField(
         required=False, allow_blank=True, max_length=50, help_text="Only runs with this tag (its name).",
         error_messages={"max_length": "tag is a tag's name, at most 50 characters long."})
+    sweep = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="Only the trials (and promoted runs) of this sweep.",
+        error_messages={key: "sweep must be a sweep's id, a whole number from 1."
+                        for key in ("invalid", "min_value", "max_value", "max_string_length")})
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=200,
         help_text="Words to find, each in the note, dataset name, architecture, a tag, the project, the kind "
@@ -143,6 +148,8 @@ def filter_jobs(jobs: QuerySet, owner, query: dict) -> QuerySet:
         jobs = jobs.filter(project_id__in=_project_ids(owner, project))
     if tag := query.get("tag"):
         jobs = jobs.filter(_with_tag(owner, Q(name=tag)))
+    if sweep := query.get("sweep"):
+        jobs = jobs.filter(sweep_id=sweep)
     for word in query.get("q", "").split()[:MAX_WORDS]:
         jobs = jobs.filter(_word(owner, word))
     return jobs

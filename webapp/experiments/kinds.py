@@ -127,7 +127,7 @@ class TrainParams(params.TRAIN.serializer_base("TrainFields"), BackboneParams):
         if attrs["image_size"] < arch.min_image_size:
             raise serializers.ValidationError({"image_size": [
                 f"{arch.title} needs images of at least {arch.min_image_size}x{arch.min_image_size} pixels."]})
-        if not arch.uses_backbone:
+        if not arch.uses_backbone and not self.context.get("memory_checked"):  # a sweep checks its largest once
             try:
                 limits.check_training_memory(attrs["architecture"], attrs["image_size"],
                                              1 if attrs["color_mode"] == "grayscale" else 3,
@@ -209,13 +209,15 @@ KINDS: dict[str, JobKind] = {
 
 
 def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset=None, *, project=None,
-               tags=(), note: str = "", rerun_of: Job | None = None) -> Job:
+               tags=(), note: str = "", rerun_of: Job | None = None, sweep=None,
+               trial_number: int | None = None) -> Job:
     """Create a job and enqueue it once the row is committed.
 
     Redis is checked first so that an outage answers at once with QueueUnavailable instead
     of leaving a job that can never run; if publishing still fails, the job is marked failed
     with the reason and QueueUnavailable is raised. The job is filed in `project` (the owner's
-    "Default" when None) and its record starts with the seed and the dataset's content hash.
+    "Default" when None) and its record starts with the seed and the dataset's content hash. A
+    sweep's trial carries its sweep and trial number from the start, before any worker can claim it.
     """
     spec = KINDS[kind]
     limits.check_queue(queue)
@@ -230,7 +232,7 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset
               "dataset_hash": params.get("dataset_hash") or getattr(dataset, "content_hash", None),
               **({"rerun_of": rerun_of.id} if rerun_of else {})}
     job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset, queue=queue, note=note,
-                             project=project or Project.default_for(owner),
+                             project=project or Project.default_for(owner), sweep=sweep, trial_number=trial_number,
                              record={k: v for k, v in record.items() if v is not None})
     if tags:
         job.tags.set(tags)
@@ -328,6 +330,11 @@ def cancel_job(job_id: int) -> bool:
         status=Job.Status.CANCELLED, cancel_requested=True, finished_at=now, updated_at=now,
         message="Cancelled before it started",
     ):
+        job = Job.objects.filter(id=job_id, sweep__isnull=False).first()
+        if job is not None:  # a sweep's trial that never ran: its sweep moves on now (a running one's worker does it)
+            from webapp.sweeps.engine import trial_ended
+
+            trial_ended(job)
         return True
     if Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
         cancel_requested=True, message="Cancelling", updated_at=now,

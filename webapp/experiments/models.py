@@ -46,7 +46,8 @@ class Tag(models.Model):
 class Job(models.Model):
     """One unit of background work, owned by a user, run by one Celery worker.
 
-    The status moves queued -> running -> succeeded | failed | cancelled, and only through
+    The status moves queued -> running -> succeeded | failed | cancelled (| pruned, for a sweep's
+    trial that its pruner stopped early), and only through
     conditional updates (`claim`, `finish`), so a redelivered message or a late cancel can
     never move a job backwards or run it twice.
     """
@@ -57,6 +58,7 @@ class Job(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        PRUNED = "pruned"
 
     class Kind(models.TextChoices):
         SYSTEM_CHECK = "system_check", "System check"
@@ -104,6 +106,9 @@ class Job(models.Model):
     epochs_run = models.PositiveIntegerField(null=True, blank=True)
     curve = models.JSONField(default=dict, blank=True, help_text=(
         'The validation curve for sparklines: {"metric", "points": at most 40 [epoch, value], the best kept}.'))
+    # A sweep's trial (Optuna's trial number), or a run the sweep promoted (no number).
+    sweep = models.ForeignKey("sweeps.Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    trial_number = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -145,7 +145,7 @@ def fail_jobs_lost_by_worker(hostname: str, held_task_ids: Callable[[], Iterable
     """
     reported_before = set(reasons)
     running = list(Job.objects.filter(status=Job.Status.RUNNING, worker=hostname)
-                   .only("id", "worker", "kind", "dataset_id", "updated_at"))
+                   .only("id", "worker", "kind", "dataset_id", "updated_at", "sweep", "trial_number"))
     # Read after the jobs: a job claimed in between is then held, never judged on an older list.
     held = set(held_task_ids())
     quiet = timezone.now() - LOST_TASK_QUIET
@@ -194,7 +194,7 @@ def fail_jobs_without_message(watch: JobWatch) -> int:
     between saving a job and publishing it): no worker will ever start them. Returns how many."""
     cutoff = timezone.now() - LOST_MESSAGE_GRACE
     waiting = list(Job.objects.filter(status=Job.Status.QUEUED, updated_at__lt=cutoff)
-                   .only("id", "queue", "kind", "dataset_id", "worker"))
+                   .only("id", "queue", "kind", "dataset_id", "worker", "sweep", "trial_number"))
     held = message_task_ids({job.queue for job in waiting}) if waiting else set()
     confirmed = watch.confirm("message", {job.id for job in waiting if job.task_id not in held})
     return sum(_fail_job(job, LOST_MESSAGE, "Not started", status=Job.Status.QUEUED)
@@ -209,7 +209,7 @@ def fail_jobs_of_restarted_worker(hostname: str) -> int:
 
 def _fail(jobs, reason: str) -> int:
     return sum(_fail_job(job, reason.format(worker=job.worker or "that ran it"), "Worker lost")
-               for job in jobs.only("id", "worker", "kind", "dataset_id"))
+               for job in jobs.only("id", "worker", "kind", "dataset_id", "sweep", "trial_number"))
 
 
 def _fail_job(job: Job, error: str, message: str, status: str | None = None) -> bool:
@@ -222,6 +222,10 @@ def _fail_job(job: Job, error: str, message: str, status: str | None = None) -> 
     log.warning("Job %s: %s", job.id, error)
     if job.kind == Job.Kind.INGEST and job.dataset_id:
         _fail_dataset(job.dataset_id, error)
+    if job.sweep_id:
+        from webapp.sweeps.engine import trial_ended
+
+        trial_ended(job)
     return True
 
 
