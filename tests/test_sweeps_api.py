@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from tests.conftest import wait_for
+from webapp.experiments.models import Job
 from webapp.sweeps import studies
 from webapp.sweeps.models import Sweep
 
@@ -62,3 +63,154 @@ def test_a_random_sweep_runs_its_trials_as_jobs_and_finds_the_best(digits, alice
     assert bob_api.get(f"/api/sweeps/{sweep['id']}/").status_code == 404
     assert bob_api.get("/api/sweeps/").json()["count"] == 0
     assert bob_api.post(f"/api/sweeps/{sweep['id']}/cancel/").status_code == 404
+
+
+def test_promote_extend_and_duplicate_messages_after_a_sweep(digits, alice_api):
+    from jobs.celery import app
+    from webapp.sweeps import engine
+
+    space = {"learning_rate": {"type": "choice", "values": [0.01, 0.003]}}
+    sweep = start(alice_api, digits["id"], space=space, method="grid", trials=None)
+    assert sweep["trials_planned"] == 2  # a grid without a count runs all its points
+    done = wait_for_sweep(alice_api, sweep["id"])
+    assert sorted(t["params"]["learning_rate"] for t in done["trials"]) == [0.003, 0.01]
+
+    # A redelivered trial message and two processes advancing at once add nothing.
+    first = done["trials"][0]["job"]
+    app.send_task("jobs.train", args=[first], queue="cpu", task_id=f"job-{first}")
+    from threading import Thread
+
+    racers = [Thread(target=engine.advance, args=(sweep["id"],)) for _ in range(2)]
+    [racer.start() for racer in racers]
+    [racer.join() for racer in racers]
+    wait_for(lambda: "not queued any more" in _worker_log() or None, timeout=30, what="the duplicate to be skipped")
+    assert Job.objects.filter(sweep_id=sweep["id"]).count() == 2
+    assert Job.objects.get(id=first).status == "succeeded"
+
+    # Promote: the best trial trained again with more epochs, in the sweep's project.
+    response = alice_api.post(f"/api/sweeps/{sweep['id']}/promote/", {"top": 1, "epochs": 6}, format="json")
+    assert response.status_code == 201, response.content
+    promoted = response.json()["jobs"][0]
+    job = alice_api.get(f"/api/jobs/{promoted['id']}/").json()
+    assert job["params"]["epochs"] == 6
+    assert job["params"]["learning_rate"] == done["best"]["params"]["learning_rate"]
+    assert f"sweep #{sweep['id']}" in job["note"]
+    # Fine-tuning is only for transfer heads.
+    refused = alice_api.post(f"/api/sweeps/{sweep['id']}/promote/", {"finetune": True}, format="json")
+    assert refused.status_code == 400 and "extract" in refused.json()["detail"]
+
+    # A finished grid cannot grow past its points; extending it ends at once with nothing new.
+    response = alice_api.post(f"/api/sweeps/{sweep['id']}/extend/", {"trials": 2}, format="json")
+    assert response.status_code == 202
+    again = wait_for_sweep(alice_api, sweep["id"])
+    assert len(again["trials"]) == 2 and again["promoted"][0]["job"] == promoted["id"]
+
+
+def _worker_log() -> str:
+    from django.conf import settings
+
+    return (settings.DATA_DIR / "logs" / "test-worker.log").read_text(errors="replace")
+
+
+def test_a_grid_with_median_pruning_stops_the_hopeless_trials_and_keeps_their_curves(digits, alice_api):
+    # Seed 5 orders this grid good, good, hopeless, hopeless (GridSampler's permutation): two trials
+    # complete for the median to exist, then the learning rates that cannot learn in 6 epochs are judged.
+    space = {"learning_rate": {"type": "choice", "values": [0.02, 0.01, 1e-7, 2e-7]}}
+    sweep = start(alice_api, digits["id"], space=space, method="grid", trials=None, pruning="median", seed=5,
+                  params={**FIXED, "epochs": 6})
+
+    done = wait_for_sweep(alice_api, sweep["id"])
+
+    by_rate = {t["params"]["learning_rate"]: t for t in done["trials"]}
+    assert [by_rate[r]["status"] for r in (0.02, 0.01)] == ["succeeded", "succeeded"], done["trials"]
+    for rate in (1e-7, 2e-7):
+        trial = by_rate.get(rate)
+        assert trial, [(t["number"], t["params"], t["status"]) for t in done["trials"]]
+        assert trial["status"] == "pruned", trial
+        assert trial["epochs_run"] < 6 and "Pruned after epoch" in trial["message"]
+        job = alice_api.get(f"/api/jobs/{trial['job']}/").json()
+        assert job["status"] == "pruned" and len(job["metrics"]) == trial["epochs_run"] >= 2  # curves kept
+        assert job["model"] is None
+    assert done["epochs_saved_by_pruning"] == sum(6 - by_rate[r]["epochs_run"] for r in (1e-7, 2e-7))
+    assert done["seconds_saved_by_pruning"] > 0
+    assert done["counts"] == {"succeeded": 2, "pruned": 2}
+    assert done["best"]["params"]["learning_rate"] in (0.02, 0.01)
+    assert alice_api.get(f"/api/jobs/?sweep={sweep['id']}&status=pruned").json()["count"] == 2
+    study = studies.load(Sweep.objects.get(id=sweep["id"]))
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]
+
+
+def test_tpe_with_hyperband_searches_two_parameters_and_ranks_them(digits, alice_api):
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-5, "high": 3e-2},
+             "batch_size": {"type": "int", "low": 16, "high": 128}}
+    sweep = start(alice_api, digits["id"], space=space, method="tpe", trials=6, pruning="hyperband",
+                  objective={"metric": "val_loss"}, params={**FIXED, "epochs": 5})
+    assert sweep["objective"] == {"metric": "val_loss", "direction": "min", "label": "Validation loss",
+                                  "per_epoch": True}
+
+    done = wait_for_sweep(alice_api, sweep["id"], timeout=300)
+
+    assert len(done["trials"]) == 6 and {t["status"] for t in done["trials"]} <= {"succeeded", "pruned"}
+    assert all(16 <= t["params"]["batch_size"] <= 128 for t in done["trials"])
+    assert done["best"]["value"] == min(t["value"] for t in done["trials"] if t["status"] == "succeeded")
+    assert set(done["importance"]) == {"learning_rate", "batch_size"}
+    assert sum(done["importance"].values()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_the_time_estimate_comes_before_launch_and_a_budget_trims_the_sweep(digits, alice_api):
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1}}
+    body = {"space": space, "trials": 100, "pruning": "median", "architecture": "lenet5",
+            "params": {"epochs": 1000, "batch_size": 64}}
+    answer = start(alice_api, digits["id"], expect=200, query="?dry_run=1", **body)
+
+    estimate = answer["estimate"]
+    assert "probe" in estimate["source"]  # nothing like it ran yet
+    assert estimate["seconds"] > estimate["seconds_with_pruning"] > 0
+    assert estimate["text"].startswith("About ") and "with pruning" in estimate["text"]
+    assert Sweep.objects.count() == 0 and Job.objects.count() == 1  # the digits' ingestion only
+
+    trimmed = start(alice_api, digits["id"], expect=200, query="?dry_run=1", budget_minutes=30, **body)["estimate"]
+    assert trimmed["trimmed_from"] == 100 and 1 <= trimmed["trials"] < 100
+    assert trimmed["seconds_with_pruning"] <= 30 * 60 * 1.01
+    assert "Trimmed from 100" in trimmed["text"]
+
+
+def test_sweep_requests_are_checked_with_sentences(digits, alice_api, bob_api):
+    def refused(**body) -> dict:
+        return start(alice_api, digits["id"], expect=400, **body)
+
+    errors = refused(space={"color_mode": {"type": "choice", "values": ["rgb"]}})
+    assert "cannot be searched" in errors["color_mode"][0]
+    errors = refused(space={"learning_rate": {"type": "log_uniform", "low": 0, "high": 1}})
+    assert errors["learning_rate"]
+    errors = refused(space={"learning_rate": {"type": "uniform", "low": 0.001, "high": 0.1}}, method="grid")
+    assert "grid" in errors["learning_rate"][0].lower()
+    errors = refused(space={"optimizer": {"type": "choice", "values": ["adam", "adagrad"]}})
+    assert "adagrad" in errors["optimizer"][0]
+    errors = refused(space={"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1}},
+                     objective={"metric": "test_accuracy"}, pruning="median")
+    assert "epoch by epoch" in errors["pruning"][0]
+    errors = refused(space={"batch_size": {"type": "int", "low": 16, "high": 64}}, objective={"metric": "bleu4"})
+    assert "bleu4" in errors["metric"][0]
+    errors = refused(space={"batch_size": {"type": "int", "low": 16, "high": 64}}, trials=100_000)
+    assert "at most" in errors["trials"][0]
+    errors = start(bob_api, digits["id"], expect=400, space={"epochs": {"type": "int", "low": 1, "high": 3}})
+    assert errors["dataset"] == ["You have no dataset with this id."]
+    assert Sweep.objects.count() == 0
+
+
+def test_cancelling_a_sweep_cancels_its_trials_and_starts_no_more(digits, alice_api):
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-2}}
+    sweep = start(alice_api, digits["id"], space=space, trials=10, parallel=2, params={**FIXED, "epochs": 500})
+    wait_for(lambda: Job.objects.filter(sweep_id=sweep["id"], status="running").exists(), timeout=60,
+             what="a trial to run")
+
+    response = alice_api.post(f"/api/sweeps/{sweep['id']}/cancel/")
+
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    wait_for(lambda: not Job.objects.filter(sweep_id=sweep["id"], status__in=Job.ACTIVE).exists(), timeout=30,
+             what="its trials to stop")
+    assert sorted(Job.objects.filter(sweep_id=sweep["id"]).values_list("status", flat=True)) == ["cancelled"] * 2
+    study = studies.load(Sweep.objects.get(id=sweep["id"]))
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # told, none left running
+    assert alice_api.post(f"/api/sweeps/{sweep['id']}/cancel/").status_code == 409

@@ -34,23 +34,15 @@ TRUE = ("1", "true", "yes")
 
 def plan(data: dict) -> dict:
     """The estimate for a checked request, its trials trimmed to the time budget when one is given."""
-    trials, pruning = data["trials"], data.get("pruning") or ""
-
-    def figures(count: int) -> dict:
-        return estimate.estimate(data["kind"], data["validated"], data["queue"], data["dataset_obj"], count,
-                                 data["parallel"], pruning, mean_epochs(data))
-
-    result = figures(trials)
+    trials, parallel, pruning = data["trials"], data["parallel"], data.get("pruning") or ""
+    measured = estimate.measure(data["kind"], data["validated"], data["queue"], data["dataset_obj"], mean_epochs(data))
     budget = data.get("budget_minutes")
-    if budget:
-        fit = estimate.trials_within(budget * 60, result["seconds_per_trial"], result["at_once"],
-                                     estimate.pruned_share(pruning, trials))
-        if fit is not None and fit < trials:
-            result = {**figures(fit), "trimmed_from": trials}
+    fit = estimate.within_budget(measured, trials, parallel, pruning, budget * 60) if budget else trials
+    result = estimate.figures(measured, fit, parallel, pruning)
     result["text"] = estimate.describe(result, data["queue"])
-    if result.get("trimmed_from"):
-        result["text"] += (f" Trimmed from {result['trimmed_from']} to {result['trials']} trials to fit the "
-                           f"{budget:g} min budget.")
+    if fit < trials:
+        result["trimmed_from"] = trials
+        result["text"] += f" Trimmed from {trials} to {fit} trials to fit the {budget:g} min budget."
     return result
 
 

@@ -85,6 +85,8 @@ def _tell_ended(sweep: Sweep, study, trials: list[Job]) -> int:
     import optuna
 
     jobs = {job.trial_number: job for job in trials}
+    # Telling needs no sampler; a grid's would call study.stop() on its last point, which only works in optimize().
+    study.sampler = optuna.samplers.RandomSampler()
     told = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         job = jobs.get(trial.number)

@@ -108,30 +108,42 @@ def pruned_share(pruning: str, trials: int) -> float:
     return 1.0
 
 
-def estimate(kind: str, params: dict, queue: str, dataset, trials: int, parallel: int, pruning: str,
-             mean_epochs: float) -> dict:
-    """The estimate a dry run answers and the form shows (seconds; null ones when unknown)."""
+def measure(kind: str, params: dict, queue: str, dataset, mean_epochs: float) -> dict:
+    """What a trial costs: {"seconds_per_trial" (None when unknown), "source", "train_images", "epochs_per_trial",
+    "workers"}; asked once per request (it may probe), then `figures` does the arithmetic."""
     per_image, source = seconds_per_image_epoch(kind, params, queue)
     images = train_images(dataset)
-    at_once = max(1, min(parallel, slots(queue), trials))
-    rounds = math.ceil(trials / at_once)
-    result = {"trials": trials, "at_once": at_once, "workers": slots(queue), "source": source,
-              "train_images": images, "epochs_per_trial": round(mean_epochs, 1),
-              "seconds_per_trial": None, "seconds": None, "seconds_with_pruning": None}
-    if per_image is None or not images:
-        return result
-    per_trial = per_image * images * mean_epochs
-    share = pruned_share(pruning, trials)
-    result.update(seconds_per_trial=round(per_trial, 1), seconds=round(per_trial * rounds, 1),
-                  seconds_with_pruning=round(per_trial * rounds * share, 1) if pruning else None)
+    per_trial = round(per_image * images * mean_epochs, 1) if per_image is not None and images else None
+    return {"seconds_per_trial": per_trial, "source": source, "train_images": images,
+            "epochs_per_trial": round(mean_epochs, 1), "workers": slots(queue)}
+
+
+def figures(measured: dict, trials: int, parallel: int, pruning: str) -> dict:
+    """The estimate a dry run answers and the form shows (seconds; null ones when unknown)."""
+    at_once = max(1, min(parallel, measured["workers"], trials))
+    result = {**measured, "trials": trials, "at_once": at_once, "seconds": None, "seconds_with_pruning": None}
+    per_trial = measured["seconds_per_trial"]
+    if per_trial:
+        total = per_trial * math.ceil(trials / at_once)
+        result.update(seconds=round(total, 1),
+                      seconds_with_pruning=round(total * pruned_share(pruning, trials), 1) if pruning else None)
     return result
 
 
-def trials_within(budget: float, per_trial: float | None, parallel: int, share: float) -> int | None:
-    """How many trials fit in `budget` seconds, or None when a trial's time is unknown."""
-    if not per_trial:
-        return None
-    return max(1, int(budget // (per_trial * share)) * parallel)
+def within_budget(measured: dict, trials: int, parallel: int, pruning: str, budget: float) -> int:
+    """The most trials (up to `trials`) whose estimate fits `budget` seconds; `trials` when a trial's time is
+    unknown (the running sweep still stops starting trials once the budget is spent)."""
+    def total(count: int) -> float:
+        found = figures(measured, count, parallel, pruning)
+        return found["seconds_with_pruning"] if pruning else found["seconds"]
+
+    if not measured["seconds_per_trial"]:
+        return trials
+    low, high = 1, trials
+    while low < high:  # the largest count that fits: totals grow with the count
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if total(middle) <= budget else (low, middle - 1)
+    return low
 
 
 def describe(result: dict, queue: str) -> str:

@@ -31,7 +31,7 @@ class SweepCreateSerializer(serializers.Serializer):
         'The parameters to search: {name: {"type": "choice", "values": [...]} | {"type": "uniform" | '
         '"log_uniform", "low", "high"} | {"type": "int", "low", "high"}}; only parameters declared sweepable.'))
     method = serializers.ChoiceField(choices=Sweep.Method.values, default="tpe")
-    trials = serializers.IntegerField(required=False, min_value=1, help_text=(
+    trials = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text=(
         f"How many trials (default {DEFAULT_TRIALS}; a grid: all its points). At most SWEEP_MAX_TRIALS."))
     parallel = serializers.IntegerField(default=1, min_value=1, max_value=MAX_PARALLEL,
                                         help_text="At most this many trials queued or running at once.")
@@ -82,7 +82,7 @@ class SweepCreateSerializer(serializers.Serializer):
                 raise serializers.ValidationError({"space": [f"This grid has {size:,} points; at most "
                                                              f"{space.MAX_GRID_SIZE:,} can be listed."]})
             data["trials"] = min(data.get("trials") or size, size)
-        data.setdefault("trials", DEFAULT_TRIALS)
+        data["trials"] = data.get("trials") or DEFAULT_TRIALS
         if data["trials"] > limit:
             raise serializers.ValidationError({"trials": [f"A sweep runs at most {limit} trials (SWEEP_MAX_TRIALS); "
                                                           "extend it later to run more."]})

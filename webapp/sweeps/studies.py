@@ -4,7 +4,8 @@ Optuna's tables (`studies`, `trials`, ...) live beside Django's in the same data
 file under DATA_DIR here, PostgreSQL at scale, so every web process and worker on every host
 shares one study and nothing else needs backing up. Samplers and pruners are not stored by
 Optuna; they are rebuilt from the Sweep row on every load, the sampler's seed moved on by the
-number of trials so far, so that two processes never draw the same "random" trial.
+number of trials so far, so that two processes never draw the same "random" trial (a grid's seed
+stays fixed: it orders the grid once for everyone).
 
 Optuna writes through its own (SQLAlchemy) connections: never call it inside a Django atomic
 block on SQLite, whose single writer would then wait on itself.
@@ -54,9 +55,9 @@ def storage() -> optuna.storages.RDBStorage:
 def sampler(sweep, trials_so_far: int) -> optuna.samplers.BaseSampler:
     from webapp.sweeps.space import grid_values
 
+    if sweep.method == "grid":  # its seed orders the whole grid: the same in every process, or points repeat
+        return optuna.samplers.GridSampler(grid_values(sweep.space), seed=sweep.seed)
     seed = sweep.seed + trials_so_far
-    if sweep.method == "grid":
-        return optuna.samplers.GridSampler(grid_values(sweep.space), seed=seed)
     if sweep.method == "tpe":
         # A third of the trials (3 to 10) at random first: TPE needs a few results to model.
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(3, min(10, sweep.trials // 3)))
@@ -66,7 +67,7 @@ def sampler(sweep, trials_so_far: int) -> optuna.samplers.BaseSampler:
 def pruner(sweep) -> optuna.pruners.BasePruner:
     if sweep.pruning == "median":
         # Judge a trial only once two others have finished, and never on its first epoch.
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)  # steps are epochs from 1
     if sweep.pruning == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(sweep.epochs, 1), reduction_factor=3)
     return optuna.pruners.NopPruner()
