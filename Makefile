@@ -73,6 +73,7 @@ bench: install system-deps
 	$(PY) bench/load.py
 	$(PY) bench/captioning.py
 	$(PY) bench/experiments.py
+	$(PY) bench/sweeps.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

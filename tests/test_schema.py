@@ -116,6 +116,7 @@ def descendants(pid: int) -> list[int]:
 
 @pytest.mark.worker
 def test_schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema(tmp_path):
+    began = time.monotonic()
     app = Stack(tmp_path, collectstatic=True)
     try:
         wait_for(app.healthy, timeout=90, what="the stack to report its workers")
@@ -125,6 +126,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema
             return datasets if len(datasets) == 3 and all(d["status"] == "ready" for d in datasets) else None
 
         datasets = wait_for(builtins_ready, timeout=120, what="the built-in datasets")
+        print(f"stack with its datasets ready in {time.monotonic() - began:.0f} s")
         demo = app.manage("shell", "-c", SEED).split()[-1]
         status, upload = http(app.url + "/api/uploads/", {"filename": "photos.zip", "size": 1000}, token=app.token)
         assert status == 201, upload
@@ -157,4 +159,6 @@ def test_schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema
             libraries = Path(f"/proc/{pid}/maps").read_text()
             assert not any(name in libraries for name in ("tensorflow", "sklearn", "scikit_learn")), pid
     finally:
+        stopping = time.monotonic()
         assert app.stop() == 0
+        print(f"stack stopped in {time.monotonic() - stopping:.0f} s")

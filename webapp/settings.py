@@ -283,6 +283,9 @@ SPECTACULAR_SETTINGS = {
         "DatasetStatusEnum": "webapp.datasets.models.Dataset.Status",
         "JobKindEnum": "webapp.experiments.models.Job.Kind",
         "JobStatusEnum": "webapp.experiments.models.Job.Status",
+        "SweepStatusEnum": "webapp.sweeps.models.Sweep.Status",
+        "SweepMethodEnum": "webapp.sweeps.models.Sweep.Method",
+        "SweepPruningEnum": "webapp.sweeps.models.Sweep.Pruning",
     },
 }
 

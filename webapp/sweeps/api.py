@@ -5,6 +5,10 @@ Every query is scoped to the owner: another user's sweep id answers 404, like on
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.db.models import Max
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -20,9 +24,13 @@ from webapp.redis_client import redis_problem
 from webapp.sweeps import engine, estimate
 from webapp.sweeps.models import Sweep
 from webapp.sweeps.serializers import (
+    DryRunDoc,
     ExtendSerializer,
+    PromotedDoc,
     PromoteSerializer,
     SweepCreateSerializer,
+    SweepDoc,
+    SweepRowDoc,
     describe_sweep,
     mean_epochs,
     project_for,
@@ -48,20 +56,23 @@ def plan(data: dict) -> dict:
 
 class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Sweep.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
+    serializer_class = SweepDoc  # the schema's shapes; the answers are built by describe_sweep and sweep_row
 
     def get_queryset(self):
         return Sweep.objects.filter(owner=self.request.user).select_related("project", "dataset")
 
+    @extend_schema(responses={200: SweepRowDoc(many=True)})
     def list(self, request, *args, **kwargs):
         """A page of your sweeps, newest first."""
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([sweep_row(sweep) for sweep in page])
 
+    @extend_schema(responses={200: SweepDoc})
     def retrieve(self, request, *args, **kwargs):
         """The sweep, its trials (each a job) in order, the best trial, and what pruning saved."""
         sweep = self.get_object()
         if sweep.status == Sweep.Status.RUNNING and _stalled(sweep):
-            engine.advance(sweep.id)  # a trial ended where nobody moved the sweep on (a lost worker)
+            engine.advance(sweep.id, wait=0)  # a trial ended where nobody moved the sweep on (a lost worker)
             sweep.refresh_from_db()
         return Response(self._read(sweep))
 
@@ -74,7 +85,7 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=SweepCreateSerializer, parameters=[OpenApiParameter(
         "dry_run", OpenApiTypes.BOOL, description="Only estimate the time; create nothing (200).")],
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, 400: DetailSerializer})
+        responses={201: SweepDoc, 200: DryRunDoc, 400: OpenApiTypes.OBJECT})
     def create(self, request, *args, **kwargs):
         """Start a sweep: its trials are jobs in its project; with ?dry_run=1, only the time estimate."""
         incoming = SweepCreateSerializer(data=request.data, context={"request": request})
@@ -102,7 +113,7 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         engine.create(sweep)
         return Response(self._read(sweep), status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT, 409: DetailSerializer})
+    @extend_schema(request=None, responses={202: SweepDoc, 409: DetailSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Stop the sweep: no new trials; its queued and running trials are cancelled."""
@@ -114,7 +125,7 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         sweep.refresh_from_db()
         return Response(self._read(sweep), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=ExtendSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=ExtendSerializer, responses={202: SweepDoc})
     @action(detail=True, methods=["post"])
     def extend(self, request, pk=None):
         """Run more trials; the sampler learns from the ones already run."""
@@ -128,7 +139,7 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         sweep.refresh_from_db()
         return Response(self._read(sweep), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=PromoteSerializer, responses={201: OpenApiTypes.OBJECT, 400: DetailSerializer})
+    @extend_schema(request=PromoteSerializer, responses={201: PromotedDoc, 400: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def promote(self, request, pk=None):
         """Train the best trials again with more epochs, or fine-tune them (on a GPU worker when one is alive)."""
@@ -148,9 +159,17 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                         status=status.HTTP_201_CREATED)
 
 
+STALLED_AFTER = timedelta(seconds=15)
+
+
 def _stalled(sweep: Sweep) -> bool:
-    """Nothing of it is queued or running, though the sweep still runs."""
-    return not sweep.jobs.filter(trial_number__isnull=False, status__in=Job.ACTIVE).exists()
+    """Nothing of it has been queued or running for a while, though the sweep still runs. (Right after a
+    trial ends its worker moves the sweep on; a page must not race it for the lease meanwhile.)"""
+    trials = sweep.jobs.filter(trial_number__isnull=False)
+    if trials.filter(status__in=Job.ACTIVE).exists():
+        return False
+    last = trials.aggregate(last=Max("finished_at"))["last"] or sweep.created_at
+    return timezone.now() - last > STALLED_AFTER
 
 
 def _study_name() -> str:

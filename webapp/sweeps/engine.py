@@ -61,11 +61,13 @@ def _lease(sweep_id: int, wait: float = LEASE_WAIT):
         Sweep.objects.filter(id=sweep_id).update(advancing_until=None)
 
 
-def advance(sweep_id: int) -> None:
-    """Reconcile sweep `sweep_id` with its trials and launch what it still may (see the module doc)."""
-    with _lease(sweep_id) as held:
+def advance(sweep_id: int, wait: float = LEASE_WAIT) -> None:
+    """Reconcile sweep `sweep_id` with its trials and launch what it still may (see the module doc). A
+    caller that cannot wait (a page) passes wait=0: whoever holds the lease does the work."""
+    with _lease(sweep_id, wait) as held:
         if not held:
-            log.warning("Sweep %s is being advanced elsewhere for over %.0f s; leaving it.", sweep_id, LEASE_WAIT)
+            if wait:
+                log.warning("Sweep %s is being advanced elsewhere for over %.0f s; leaving it.", sweep_id, wait)
             return
         sweep = Sweep.objects.filter(id=sweep_id).first()
         if sweep is None:
@@ -214,9 +216,11 @@ def objective_value(job: Job, sweep: Sweep) -> float | None:
     """The trial's objective: its final score, or the best epoch's value of a per-epoch metric (pruned
     trials included: the best they reached before they were stopped)."""
     objective = OBJECTIVES[sweep.kind][sweep.metric]
-    if not objective.per_epoch:
+    if not objective.per_epoch:  # the summary column, or the result when the summary is not written yet
         value = getattr(job, sweep.metric, None)
-        return float(value) if value is not None else None
+        if value is None and isinstance(job.result, dict):
+            value = job.result.get(sweep.metric)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
     values = [float(v) for v in _epoch_values(job, sweep.metric) if math.isfinite(v)]
     if not values:
         return None

@@ -198,3 +198,124 @@ class PromoteSerializer(serializers.Serializer):
                                       help_text="Epochs of the new runs (default: twice the trial's).")
     finetune = serializers.BooleanField(default=False, help_text=(
         "Fine-tune the backbone too (transfer trials in extract mode); runs on a GPU worker when one is alive."))
+
+
+# --- the answers' shapes, for the OpenAPI schema (the views build them with describe_sweep and sweep_row) ---
+
+class _Objective(serializers.Serializer):
+    metric = serializers.CharField()
+    direction = serializers.ChoiceField(choices=["max", "min"])
+    label = serializers.CharField()
+    per_epoch = serializers.BooleanField()
+
+
+class _Curve(serializers.Serializer):
+    metric = serializers.CharField(required=False)
+    points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()), required=False)
+
+
+class TrialDoc(serializers.Serializer):
+    job = serializers.IntegerField()
+    number = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Job.Status.choices)
+    params = serializers.DictField(help_text="The values this trial drew for the searched parameters.")
+    value = serializers.FloatField(allow_null=True, help_text="Its objective: the final score, or the best epoch's.")
+    epochs_run = serializers.IntegerField(allow_null=True)
+    epochs = serializers.IntegerField(allow_null=True)
+    best_epoch = serializers.IntegerField(allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+    progress = serializers.FloatField()
+    message = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+    curve = _Curve()
+    seconds_saved = serializers.FloatField(help_text="Pruned trials: about how long it would still have trained.")
+
+
+class _Best(serializers.Serializer):
+    job = serializers.IntegerField()
+    number = serializers.IntegerField()
+    params = serializers.DictField()
+    value = serializers.FloatField()
+
+
+class _Promoted(serializers.Serializer):
+    job = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Job.Status.choices)
+    note = serializers.CharField(allow_blank=True)
+    test_accuracy = serializers.FloatField(allow_null=True)
+    params = serializers.DictField()
+
+
+class SweepDoc(serializers.Serializer):
+    """GET /api/sweeps/{id}/."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField(allow_blank=True)
+    title = serializers.CharField()
+    status = serializers.ChoiceField(choices=Sweep.Status.choices)
+    message = serializers.CharField(allow_blank=True)
+    kind = serializers.CharField()
+    architecture = serializers.CharField(allow_null=True)
+    dataset = serializers.IntegerField(allow_null=True)
+    dataset_name = serializers.CharField(allow_null=True)
+    project = serializers.CharField()
+    method = serializers.ChoiceField(choices=Sweep.Method.choices)
+    pruning = serializers.ChoiceField(choices=Sweep.Pruning.choices, allow_null=True)
+    queue = serializers.CharField()
+    seed = serializers.IntegerField()
+    objective = _Objective()
+    params = serializers.DictField()
+    space = serializers.DictField()
+    trials_planned = serializers.IntegerField()
+    parallel = serializers.IntegerField()
+    budget_minutes = serializers.FloatField(allow_null=True)
+    estimate = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    counts = serializers.DictField(child=serializers.IntegerField())
+    importance = serializers.DictField(child=serializers.FloatField())
+    seconds_saved_by_pruning = serializers.FloatField()
+    epochs_saved_by_pruning = serializers.IntegerField()
+    seconds_left = serializers.FloatField(allow_null=True)
+    trials = TrialDoc(many=True)
+    best = _Best(allow_null=True)
+    promoted = _Promoted(many=True)
+
+
+class SweepRowDoc(serializers.Serializer):
+    """A row of GET /api/sweeps/."""
+
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    status = serializers.ChoiceField(choices=Sweep.Status.choices)
+    message = serializers.CharField(allow_blank=True)
+    kind = serializers.CharField()
+    method = serializers.ChoiceField(choices=Sweep.Method.choices)
+    pruning = serializers.ChoiceField(choices=Sweep.Pruning.choices, allow_null=True)
+    metric = serializers.CharField()
+    direction = serializers.ChoiceField(choices=["max", "min"])
+    trials_planned = serializers.IntegerField()
+    trials_started = serializers.IntegerField()
+    trials_active = serializers.IntegerField()
+    dataset = serializers.IntegerField(allow_null=True)
+    project = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class DryRunDoc(serializers.Serializer):
+    """POST /api/sweeps/?dry_run=1: the estimate, nothing created."""
+
+    estimate = serializers.DictField(help_text='{"text", "seconds", "seconds_with_pruning", "seconds_per_trial", '
+                                               '"trials", "at_once", "workers", "source", "train_images", ...}')
+    trials = serializers.IntegerField()
+    queue = serializers.CharField()
+
+
+class _PromotedJob(serializers.Serializer):
+    id = serializers.IntegerField()
+    queue = serializers.CharField()
+    status = serializers.CharField()
+
+
+class PromotedDoc(serializers.Serializer):
+    jobs = _PromotedJob(many=True)

@@ -157,10 +157,10 @@ def check_objective(kind: str, objective) -> tuple[str, str]:
     objective = objective if isinstance(objective, dict) else {}
     options = OBJECTIVES[kind]
     metric = objective.get("metric") or "val_accuracy"
-    if metric not in options:
+    if not isinstance(metric, str) or metric not in options:
         raise serializers.ValidationError({"metric": [
             f"{str(metric)[:40]!r} is not recorded by these runs; choose one of {', '.join(options)}."]})
     direction = objective.get("direction") or options[metric].default_direction
-    if direction not in ("max", "min"):
+    if not isinstance(direction, str) or direction not in ("max", "min"):
         raise serializers.ValidationError({"direction": ['direction is "max" or "min".']})
     return metric, direction
