@@ -62,3 +62,44 @@ def test_migrations_and_job_claims_work_on_postgresql(postgres_database, tmp_pat
     assert outcome == {"claimed": [True, False], "finished": [True, False], "status": "succeeded",
                        "worker": "w@host", "result": {"ok": True}}
     assert not (tmp_path / "visionlab.sqlite3").exists()
+
+
+SWEEP_SCRIPT = """
+import json
+from django.contrib.auth import get_user_model
+from django.db import connection
+from webapp.experiments.models import Project
+from webapp.sweeps import studies
+from webapp.sweeps.models import Sweep
+from webapp.sweeps.space import distributions
+user = get_user_model().objects.create_user("pg-sweeper")
+sweep = Sweep.objects.create(owner=user, project=Project.default_for(user), kind="train", params={"epochs": 3},
+                             space={"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1}},
+                             method="tpe", trials=3, metric="val_accuracy", direction="max", pruning="median",
+                             study_name="pg-study")
+studies.create(sweep)
+for i in range(3):
+    study = studies.load(sweep, i)
+    trial = study.ask(fixed_distributions=distributions(sweep.space))
+    studies.trial(studies.load(sweep), trial.number).report(0.5 + i / 10, 1)  # as a worker reports an epoch
+    study.tell(trial.number, 0.5 + i / 10)
+with connection.cursor() as cursor:
+    cursor.execute("SELECT COUNT(*) FROM trials")
+    rows = cursor.fetchone()[0]
+print(json.dumps({"driver": studies.database_url().split("://")[0], "rows": rows,
+                  "best": studies.load(sweep).best_value}))
+"""
+
+
+def test_a_sweeps_optuna_study_lives_in_the_same_postgresql_database(postgres_database, tmp_path):
+    env = {**os.environ, "DATABASE_URL": postgres_database, "DATA_DIR": str(tmp_path)}
+
+    def manage(*args):
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                              check=True, capture_output=True, text=True).stdout
+
+    manage("migrate", "--noinput", "-v0")
+    outcome = json.loads(manage("shell", "-c", SWEEP_SCRIPT).strip().splitlines()[-1])
+
+    # Optuna's own tables sit beside Django's, so workers on other hosts share the study.
+    assert outcome == {"driver": "postgresql+psycopg", "rows": 3, "best": 0.7}

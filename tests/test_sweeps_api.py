@@ -214,3 +214,19 @@ def test_cancelling_a_sweep_cancels_its_trials_and_starts_no_more(digits, alice_
     study = studies.load(Sweep.objects.get(id=sweep["id"]))
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # told, none left running
     assert alice_api.post(f"/api/sweeps/{sweep['id']}/cancel/").status_code == 409
+
+
+def test_a_sweep_waits_at_the_active_job_quota_and_stops_starting_trials_past_its_budget(digits, alice_api,
+                                                                                         settings):
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2}}
+    settings.USER_MAX_ACTIVE_JOBS = 1  # here, in the web process; the worker has no quota
+    sweep = start(alice_api, digits["id"], space=space, trials=3, parallel=3)
+    # The same launch checks as a job a person starts: one trial fits the quota, the sweep says it waits.
+    assert len(sweep["trials"]) == 1 and sweep["message"].startswith("Waiting: You already have 1 jobs"), sweep
+    settings.USER_MAX_ACTIVE_JOBS = 0
+    assert len(wait_for_sweep(alice_api, sweep["id"])["trials"]) == 3  # the worker moved it on as trials ended
+
+    sweep = start(alice_api, digits["id"], space=space, trials=5, budget_minutes=60)
+    Sweep.objects.filter(id=sweep["id"]).update(budget_seconds=1)  # spent before the first trial ends
+    done = wait_for_sweep(alice_api, sweep["id"])
+    assert len(done["trials"]) == 1 and done["message"].startswith("Its time budget is spent"), done["message"]
