@@ -230,3 +230,39 @@ def test_a_sweep_waits_at_the_active_job_quota_and_stops_starting_trials_past_it
     Sweep.objects.filter(id=sweep["id"]).update(budget_seconds=1)  # spent before the first trial ends
     done = wait_for_sweep(alice_api, sweep["id"])
     assert len(done["trials"]) == 1 and done["message"].startswith("Its time budget is spent"), done["message"]
+
+
+def test_transfer_trials_train_heads_on_cached_features_and_the_best_is_promoted_to_a_fine_tune(
+        digits, alice_api, tmp_path):
+    from tests.api_helpers import upload_backbone
+    from tests.backbone_files import pixels_backbone
+    from webapp.ops.workers import remove_presence, write_presence
+
+    backbone = upload_backbone(alice_api, pixels_backbone(tmp_path))
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 3e-2}}
+    sweep = start(alice_api, digits["id"], architecture="transfer", space=space, queue="gpu",
+                  params={"backbone": backbone["key"], "epochs": 8, "batch_size": 64})
+    assert sweep["queue"] == "cpu"  # heads on cached features: seconds each, never waiting for a GPU
+
+    done = wait_for_sweep(alice_api, sweep["id"])
+
+    assert [t["status"] for t in done["trials"]] == ["succeeded"] * 3, done["trials"]
+    jobs = [alice_api.get(f"/api/jobs/{t['job']}/").json() for t in done["trials"]]
+    assert [job["result"]["features"]["reused"] for job in jobs] == [False, True, True]  # extracted once
+    assert {job["queue"] for job in jobs} == {"cpu"} and {job["params"]["mode"] for job in jobs} == {"extract"}
+
+    # Promote: the best head fine-tuned with its backbone, on the GPU queue when a GPU worker is alive
+    # (its heartbeat record stands in for one: this machine has no GPU).
+    write_presence({"hostname": "gpu-worker@test", "queues": ["gpu"], "concurrency": 1,
+                    "devices": [{"type": "GPU", "name": "Test GPU"}]})
+    try:
+        response = alice_api.post(f"/api/sweeps/{sweep['id']}/promote/", {"finetune": True, "epochs": 3},
+                                  format="json")
+    finally:
+        remove_presence("gpu-worker@test")
+    assert response.status_code == 201, response.content
+    promoted = alice_api.get(f"/api/jobs/{response.json()['jobs'][0]['id']}/").json()
+    assert promoted["queue"] == "gpu" and promoted["params"]["mode"] == "finetune"
+    assert promoted["params"]["learning_rate"] == 1e-5  # the fine-tune default, not the head's rate
+    assert promoted["params"]["epochs"] == 3
+    assert alice_api.post(f"/api/jobs/{promoted['id']}/cancel/").status_code == 202
