@@ -91,6 +91,36 @@ def test_a_training_job_whose_pool_process_is_killed_fails_with_a_sentence_and_r
     assert done["model"] and [m["epoch"] for m in done["metrics"]] == list(range(1, 31))
 
 
+@pytest.mark.worker
+def test_a_sweep_whose_trial_process_is_killed_records_the_trial_failed_and_goes_on(digits, alice_api, worker):
+    """The trial's own worker cannot move the sweep on when its pool process dies: the worker's main
+    process, which fails the job, must tell the study and launch the next trial."""
+    from webapp.sweeps import studies
+    from webapp.sweeps.models import Sweep
+
+    response = alice_api.post("/api/sweeps/", {
+        "dataset": digits["id"], "kind": "train", "architecture": "mlp", "method": "random", "trials": 2,
+        "params": {"epochs": 30, "batch_size": 8}, "space": {"learning_rate": {"type": "log_uniform", "low": 1e-3,
+                                                                              "high": 1e-2}}}, format="json")
+    assert response.status_code == 201, response.content
+    sweep = response.json()
+    first = sweep["trials"][0]["job"]
+    wait_for(lambda: alice_api.get(f"/api/jobs/{first}/").json()["metrics"], timeout=120, what="the first epoch")
+
+    kill_pool_process(first, worker)
+
+    failed = wait_for_job(alice_api, first, timeout=60)
+    assert failed["status"] == "failed" and is_sentence(failed["error"]), failed["error"]
+    second = wait_for(lambda: [t for t in alice_api.get(f"/api/sweeps/{sweep['id']}/").json()["trials"]
+                               if t["number"] == 1], timeout=60, what="the next trial")[0]
+    alice_api.post(f"/api/jobs/{second['job']}/cancel/")  # its fate is not the question: it was launched
+    done = wait_for(lambda: (lambda s: s if s["status"] != "running" else None)(
+        alice_api.get(f"/api/sweeps/{sweep['id']}/").json()), timeout=90, what="the sweep to end")
+    assert [t["status"] for t in done["trials"]] == ["failed", "cancelled"]
+    study = studies.load(Sweep.objects.get(id=sweep["id"]))
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # both told: nothing left running
+
+
 def slow_archive(path: Path, count: int = 150, side: int = 2500) -> Path:
     """Photos that are small to upload but slow to read: large flat images take a while to decode."""
     import io
