@@ -159,6 +159,7 @@ def test_tpe_with_hyperband_searches_two_parameters_and_ranks_them(digits, alice
 
 def test_the_time_estimate_comes_before_launch_and_a_budget_trims_the_sweep(digits, alice_api):
     space = {"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1}}
+    jobs_before = Job.objects.count()
     body = {"space": space, "trials": 100, "pruning": "median", "architecture": "lenet5",
             "params": {"epochs": 1000, "batch_size": 64}}
     answer = start(alice_api, digits["id"], expect=200, query="?dry_run=1", **body)
@@ -167,7 +168,7 @@ def test_the_time_estimate_comes_before_launch_and_a_budget_trims_the_sweep(digi
     assert "probe" in estimate["source"]  # nothing like it ran yet
     assert estimate["seconds"] > estimate["seconds_with_pruning"] > 0
     assert estimate["text"].startswith("About ") and "with pruning" in estimate["text"]
-    assert Sweep.objects.count() == 0 and Job.objects.count() == 1  # the digits' ingestion only
+    assert Sweep.objects.count() == 0 and Job.objects.count() == jobs_before
 
     trimmed = start(alice_api, digits["id"], expect=200, query="?dry_run=1", budget_minutes=30, **body)["estimate"]
     assert trimmed["trimmed_from"] == 100 and 1 <= trimmed["trials"] < 100
@@ -180,13 +181,15 @@ def test_sweep_requests_are_checked_with_sentences(digits, alice_api, bob_api):
         return start(alice_api, digits["id"], expect=400, **body)
 
     errors = refused(space={"color_mode": {"type": "choice", "values": ["rgb"]}})
-    assert "cannot be searched" in errors["color_mode"][0]
+    assert "cannot be searched" in errors["space"]["color_mode"][0]
     errors = refused(space={"learning_rate": {"type": "log_uniform", "low": 0, "high": 1}})
-    assert errors["learning_rate"]
+    assert errors["space"]["learning_rate"]
     errors = refused(space={"learning_rate": {"type": "uniform", "low": 0.001, "high": 0.1}}, method="grid")
-    assert "grid" in errors["learning_rate"][0].lower()
+    assert "grid" in errors["space"]["learning_rate"][0].lower()
     errors = refused(space={"optimizer": {"type": "choice", "values": ["adam", "adagrad"]}})
-    assert "adagrad" in errors["optimizer"][0]
+    assert "adagrad" in errors["space"]["optimizer"][0]
+    empty = refused(space={})
+    assert "at least one" in empty["space"][0], empty
     errors = refused(space={"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1}},
                      objective={"metric": "test_accuracy"}, pruning="median")
     assert "epoch by epoch" in errors["pruning"][0]

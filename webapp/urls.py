@@ -20,6 +20,7 @@ from webapp.experiments.compare_api import CompareView
 from webapp.experiments.models_api import ArchitectureSummaryView, ArchitecturesView, TrainedModelViewSet
 from webapp.experiments.params_api import ParamsView
 from webapp.ops.views import QueueStatusView, WorkersView, healthz, workers_page
+from webapp.sweeps import views as sweep_pages
 from webapp.sweeps.api import SweepViewSet
 
 # Failed admin logins count against the same limits as the login page's (webapp.accounts.logins).
@@ -48,6 +49,8 @@ urlpatterns = [
     path("jobs/<int:job_id>/", experiment_pages.job_page, name="job"),
     path("jobs/<int:job_id>/cancel/", experiment_pages.cancel_job_page, name="job-page-cancel"),
     path("compare/", experiment_pages.compare_page, name="compare"),
+    path("sweeps/", sweep_pages.sweeps_page, name="sweeps"),
+    path("sweeps/<int:sweep_id>/", sweep_pages.sweep_page, name="sweep"),
     path("datasets/", dataset_pages.datasets_page, name="datasets"),
     path("datasets/add/", dataset_pages.add_source, name="dataset-add-source"),
     path("datasets/<int:dataset_id>/", dataset_pages.dataset_page, name="dataset"),

@@ -455,11 +455,15 @@
     const bar = document.querySelector("#job-progress .bar");
     bar.style.width = percent + "%";
     document.getElementById("job-progress").setAttribute("aria-valuenow", percent);
-    document.getElementById("job-message").textContent = job.message || "";
+    // A pruned trial's message (why it stopped) is in its own box below; the line just says so.
+    document.getElementById("job-message").textContent = job.status === "pruned" ? "Pruned" : job.message || "";
     document.getElementById("job-percent").textContent = percent + "%";
     const error = document.getElementById("job-error");
     error.hidden = !job.error;
     error.textContent = job.error || "";
+    const pruned = document.getElementById("job-pruned");  // a sweep's trial its pruner stopped: why
+    pruned.hidden = job.status !== "pruned";
+    document.getElementById("job-pruned-text").textContent = job.status === "pruned" ? job.message || "" : "";
     document.getElementById("cancel-form").hidden = !VL.ACTIVE.includes(job.status) || job.cancel_requested;
     facts(document.getElementById("job-facts"), [
       ["Dataset", job.dataset ? el("a", { href: "/datasets/" + job.dataset + "/" }, job.params.dataset_name || "#" + job.dataset)

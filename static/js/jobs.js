@@ -20,8 +20,10 @@
   const clearButton = $("clear-filters");
   const queueProblem = $("queue-problem");
   const launchButton = document.querySelector("#launch-system-check button");
+  const sweepNote = $("sweep-filter");
 
-  const FILTERS = ["q", "project", "kind", "status", "dataset", "architecture", "tag"];
+  // `sweep` has no menu: a sweep's page links here with it (a hidden field keeps it with the others).
+  const FILTERS = ["q", "project", "kind", "status", "dataset", "architecture", "tag", "sweep"];
   const DEFAULTS = { ordering: "-created_at", page: "1", page_size: "50" };
   const COMPARE_MIN = Number(card.dataset.compareMin) || 2;
   const COMPARE_MAX = Number(card.dataset.compareMax) || 10;
@@ -66,6 +68,9 @@
       if (field !== document.activeElement || field.tagName === "SELECT") field.value = value;
     });
     clearButton.hidden = !filtered(query);
+    sweepNote.hidden = !query.sweep;
+    if (query.sweep) sweepNote.querySelector("a").href = "/sweeps/" + encodeURIComponent(query.sweep) + "/";
+    if (query.sweep) sweepNote.querySelector("a").textContent = "sweep #" + query.sweep;
   }
 
   function filtered(query) { return FILTERS.some(name => query[name]); }
@@ -218,7 +223,9 @@
     return el("td", { class: "status-cell" }, badge(job.status),
       active ? progressBar(job.progress) : null,
       job.error ? el("div", { class: "small run-error" }, "Failed: " + job.error)
-        : (active && job.message) ? el("div", { class: "small muted" }, job.message) : null,
+        : (active && job.message) ? el("div", { class: "small muted" }, job.message)
+        // A sweep's pruned trial: when it stopped here, why in the tooltip and on its page.
+        : (job.status === "pruned" && job.message) ? el("div", { class: "small muted", title: job.message }, job.message.split(":")[0]) : null,
       job.worker ? el("div", { class: "small muted" }, job.worker) : null);
   }
 

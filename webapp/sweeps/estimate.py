@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from django.core.cache import cache
+
 from webapp.experiments.models import Job
 from webapp.ops.workers import read_presence
 from webapp.redis_client import REDIS_ERRORS
@@ -25,6 +27,7 @@ from webapp.redis_client import REDIS_ERRORS
 HISTORY_RUNS = 10  # the most recent comparable runs averaged (median)
 PRUNED_SHARE = {"median": None, "hyperband": 0.35}  # median: computed from the trial count
 PROBE_TIMEOUT = 30.0
+PROBE_CACHE_SECONDS = 3600
 
 
 def train_images(dataset) -> int:
@@ -62,8 +65,8 @@ def seconds_per_image_epoch(kind: str, params: dict, queue: str) -> tuple[float 
         return statistics.median(rates), f"measured on {len(rates)} earlier {runs} like these"
     probe = _probe(kind, params)
     if probe:
-        return probe, "from a short probe on the inference worker (no earlier run like these)"
-    return None, "no earlier run like these to go by, and no probe for this kind; the first trials will tell"
+        return probe, "timed by a short probe on the inference worker, as no earlier run is like these"
+    return None, "no earlier run is like these, and this kind has no probe; the first trials will tell"
 
 
 def _probe(kind: str, params: dict) -> float | None:
@@ -78,13 +81,26 @@ def _probe(kind: str, params: dict) -> float | None:
     size = params.get("image_size") or arch.default_image_size
     channels = 1 if (params.get("color_mode") or ("grayscale" if arch.default_channels == 1 else "rgb")) == \
         "grayscale" else 3
+    batch = int(params.get("batch_size") or 32)
+    key = f"sweep-probe:{arch.name}:{size}:{channels}:{batch}"
     try:
-        answer = ask("inference.probe_training", arch.name, [size, size, channels], 10,
-                     int(params.get("batch_size") or 32), timeout=PROBE_TIMEOUT)
+        cached = cache.get(key)
+    except REDIS_ERRORS:
+        cached = None
+    if cached:  # a form asks for an estimate on every edit: probe once an hour, not each time
+        return cached
+    try:
+        answer = ask("inference.probe_training", arch.name, [size, size, channels], 10, batch, timeout=PROBE_TIMEOUT)
     except (InferenceUnavailable, QueueUnavailable, *REDIS_ERRORS):
         return None
     seconds = answer.get("seconds_per_image") if isinstance(answer, dict) else None
-    return float(seconds) if seconds else None
+    if not seconds:
+        return None
+    try:
+        cache.set(key, float(seconds), PROBE_CACHE_SECONDS)
+    except REDIS_ERRORS:
+        pass
+    return float(seconds)
 
 
 def slots(queue: str) -> int:

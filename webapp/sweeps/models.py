@@ -60,7 +60,8 @@ class Sweep(models.Model):
 
     @property
     def title(self) -> str:
-        return self.name or f"{self.params.get('architecture', self.kind)} on {self.params.get('dataset_name', '?')}"
+        data = self.dataset.name if self.dataset else "a deleted dataset"
+        return self.name or f"{self.params.get('architecture', 'merge')} on {data}"
 
     @property
     def epochs(self) -> int:

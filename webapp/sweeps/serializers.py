@@ -59,7 +59,10 @@ class SweepCreateSerializer(serializers.Serializer):
             if not data.get("architecture"):
                 raise serializers.ValidationError({"architecture": ["Choose the architecture every trial trains."]})
             fixed["architecture"] = data["architecture"]
-        data["space"] = space.check_space(kind, data["space"])
+        try:
+            data["space"] = space.check_space(kind, data["space"])
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"space": exc.detail}) from None
         checked = kinds.KINDS[kind].params(data=fixed, context={"request": SimpleNamespace(user=user)})
         if not checked.is_valid():
             errors = dict(checked.errors)
@@ -77,7 +80,10 @@ class SweepCreateSerializer(serializers.Serializer):
                 "choose a per-epoch objective such as val_accuracy, or no pruning."]})
         limit = settings.SWEEP_MAX_TRIALS
         if data["method"] == "grid":
-            size = space.grid_size(data["space"])
+            try:
+                size = space.grid_size(data["space"])
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"space": exc.detail}) from None
             if size > space.MAX_GRID_SIZE:
                 raise serializers.ValidationError({"space": [f"This grid has {size:,} points; at most "
                                                              f"{space.MAX_GRID_SIZE:,} can be listed."]})
@@ -182,6 +188,7 @@ def sweep_row(sweep: Sweep) -> dict:
     """A row of GET /api/sweeps/: what the list shows, without the trials."""
     trials = list(sweep.jobs.filter(trial_number__isnull=False).only("status", "trial_number"))
     return {"id": sweep.id, "title": sweep.title, "status": sweep.status, "message": sweep.message,
+            "dataset_name": sweep.dataset.name if sweep.dataset else None,
             "kind": sweep.kind, "method": sweep.method, "pruning": sweep.pruning or None,
             "metric": sweep.metric, "direction": sweep.direction, "trials_planned": sweep.trials,
             "trials_started": len(trials), "trials_active": sum(j.is_active for j in trials),
@@ -298,6 +305,7 @@ class SweepRowDoc(serializers.Serializer):
     trials_started = serializers.IntegerField()
     trials_active = serializers.IntegerField()
     dataset = serializers.IntegerField(allow_null=True)
+    dataset_name = serializers.CharField(allow_null=True)
     project = serializers.CharField()
     created_at = serializers.DateTimeField()
 

@@ -80,10 +80,9 @@ def sweep_page(request, sweep_id: int):
     # Only a transfer head trained on cached features has a backbone left to fine-tune (engine.promote).
     can_finetune = (sweep.kind == "train" and arch is not None and arch.family == "transfer"
                     and sweep.params.get("mode", "extract") == "extract" and "mode" not in sweep.space)
-    declared = DECLARATIONS[sweep.kind]
     labels = {p.name: {"label": p.label, "unit": p.unit, "type": p.type, "log": p.log}
-              for p in declared.params if p.name in sweep.space}
+              for p in DECLARATIONS[sweep.kind].params}
     return render(request, "sweeps/sweep.html", {
-        "sweep": sweep, "can_finetune": can_finetune,
+        "sweep": sweep, "title": sweep.title, "can_finetune": can_finetune,
         "page": {"id": sweep.id, "params": labels, "can_finetune": can_finetune},
     })
