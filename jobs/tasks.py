@@ -52,3 +52,10 @@ def train_captioner(self, job_id: int) -> str:
     from jobs.captioning import train_captioner as work
 
     return run_job(job_id, self.request.hostname, work)
+
+
+@app.task(name="jobs.export_model", bind=True, acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 120)
+def export_model(self, job_id: int) -> str:
+    from jobs.exports import export_model as work
+
+    return run_job(job_id, self.request.hostname, work)

@@ -284,6 +284,7 @@ SPECTACULAR_SETTINGS = {
         "JobKindEnum": "webapp.experiments.models.Job.Kind",
         "JobStatusEnum": "webapp.experiments.models.Job.Status",
         "SweepStatusEnum": "webapp.sweeps.models.Sweep.Status",
+        "ExportFormatEnum": "webapp.experiments.kinds.EXPORT_FORMATS",
         "SweepMethodEnum": "webapp.sweeps.models.Sweep.Method",
         "SweepPruningEnum": "webapp.sweeps.models.Sweep.Pruning",
     },

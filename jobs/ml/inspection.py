@@ -57,4 +57,20 @@ def extract(paths: list, backbone: dict, target: str, progress_path: str, batch_
                            batch_size=batch_size, precision=precision, start=start, end=end)
 
 
-FUNCTIONS = {"inspect": inspect, "check": check, "extract": extract}
+def export(model_dir: str, fmt: str, out_dir: str, calibration: list, test_items: list, progress_path: str) -> dict:
+    """`jobs.ml.export`: convert a trained classifier, then run the file in its own runtime on the test images.
+
+    In the sandbox because a converter can crash its process (TFLite's int8 quantizer segfaults on some
+    activations) and a worker must outlive that. Converting takes the first 80 % of the bar, checking the rest.
+    """
+    from jobs.ml.export import export_model, verify_export
+    from jobs.ml.progress import FileSink, ScaledSink
+
+    sink = FileSink(progress_path)
+    path = export_model(Path(model_dir), fmt, Path(out_dir), list(calibration), ScaledSink(sink, 0.0, 0.8))
+    figures = verify_export(path, fmt, Path(model_dir), [(str(p), int(c)) for p, c in test_items],
+                            ScaledSink(sink, 0.8, 1.0))
+    return {"file": path.name, **figures}
+
+
+FUNCTIONS = {"inspect": inspect, "check": check, "extract": extract, "export": export}

@@ -190,6 +190,35 @@ class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), BackbonePar
         return attrs
 
 
+EXPORT_FORMATS = ("savedmodel", "tflite", "tflite_float16", "tflite_int8", "onnx")  # jobs.ml.export.FORMATS
+
+
+class ExportParams(serializers.Serializer):
+    """Convert a trained classifier to another format and check it against the original (jobs.exports)."""
+
+    model = serializers.IntegerField(help_text="A trained classifier of yours.")
+    format = serializers.ChoiceField(choices=EXPORT_FORMATS)
+
+    def validate_model(self, model_id: int) -> int:
+        from webapp.experiments.models import TrainedModel
+
+        model = TrainedModel.objects.filter(id=model_id, owner=self.context["request"].user).first()
+        if model is None:
+            raise serializers.ValidationError("You have no model with this id.")
+        if model.task != TrainedModel.Task.CLASSIFY:
+            raise serializers.ValidationError(
+                "Caption models are kept as .keras files only: their beam search runs in Python around the "
+                "network, so no single exported graph would caption a photo.")
+        if (model.backbone or {}).get("kind") == "tflite":
+            raise serializers.ValidationError(
+                "This model reads its features from a TensorFlow Lite backbone, which runs in its own interpreter "
+                "before the Keras head; the two cannot be joined into one exported file.")
+        if model.dataset_id is None:
+            raise serializers.ValidationError("The dataset this model was trained on was deleted, so an export "
+                                              "could not be checked against the original.")
+        return model_id
+
+
 @dataclass(frozen=True)
 class JobKind:
     task: str
@@ -205,6 +234,7 @@ KINDS: dict[str, JobKind] = {
     Job.Kind.TRAIN: JobKind("jobs.train", TrainParams, Queue.CPU),
     Job.Kind.EXTRACT_FEATURES: JobKind("jobs.extract_features", FeatureParams, Queue.CPU),
     Job.Kind.TRAIN_CAPTIONER: JobKind("jobs.train_captioner", CaptionParams, Queue.CPU),
+    Job.Kind.EXPORT_MODEL: JobKind("jobs.export_model", ExportParams, Queue.CPU),
 }
 
 
@@ -226,7 +256,8 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset
     if problem:
         raise QueueUnavailable(problem)
     if queue in (None, "", "auto"):
-        queue = spec.default_queue if kind in (Job.Kind.SYSTEM_CHECK, Job.Kind.INGEST) else auto_queue()
+        queue = spec.default_queue if kind in (Job.Kind.SYSTEM_CHECK, Job.Kind.INGEST, Job.Kind.EXPORT_MODEL) \
+            else auto_queue()
     priority = limits.priority_for(owner)
     record = {"seed": params.get("seed"), "code": code_version(),
               "dataset_hash": params.get("dataset_hash") or getattr(dataset, "content_hash", None),

@@ -66,6 +66,7 @@ class Job(models.Model):
         TRAIN = "train", "Training"
         EXTRACT_FEATURES = "extract_features", "Feature extraction"
         TRAIN_CAPTIONER = "train_captioner", "Caption training"
+        EXPORT_MODEL = "export_model", "Model export"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 

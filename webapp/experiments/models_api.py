@@ -10,15 +10,18 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.ml.catalog import ARCHITECTURES
-from webapp.experiments.api import QueueUnavailableError
+from webapp.experiments import exports_api
+from webapp.experiments.api import QueueUnavailableError, first_error
 from webapp.experiments.inference import InferenceUnavailable, ask
-from webapp.experiments.kinds import QueueUnavailable
-from webapp.experiments.models import TrainedModel
+from webapp.experiments.kinds import EXPORT_FORMATS, KINDS, QueueUnavailable, launch_job
+from webapp.experiments.limits import LaunchRefused
+from webapp.experiments.models import Job, TrainedModel
+from webapp.experiments.serializers import JobSerializer
 
 
 class InferenceUnavailableError(APIException):
@@ -161,6 +164,40 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         if model.task != TrainedModel.Task.CAPTION:
             return Response({"detail": "This model classifies images; it does not write captions."}, status=400)
         return caption_response(model, request.FILES.get("image"), settings.PREDICT_MAX_BYTES)
+
+    @extend_schema(methods=["GET"], request=None, responses={200: exports_api.ExportRow(many=True)})
+    @extend_schema(methods=["POST"], request=exports_api.ExportRequest, responses={201: JobSerializer})
+    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser])
+    def exports(self, request, pk=None):
+        """GET: the model's exports with how each did in its own runtime; POST {"format"}: export it (a job)."""
+        model = self.get_object()
+        if request.method == "GET":
+            return Response(exports_api.rows(model))
+        incoming = exports_api.ExportRequest(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        checked = KINDS[Job.Kind.EXPORT_MODEL].params(data={"model": model.id, **incoming.validated_data},
+                                                      context={"request": request})
+        if not checked.is_valid():
+            return Response({"detail": first_error(checked.errors)}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            job = launch_job(request.user, Job.Kind.EXPORT_MODEL, dict(checked.validated_data))
+        except QueueUnavailable as exc:
+            raise QueueUnavailableError(str(exc)) from exc
+        except LaunchRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
+        return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"], url_path=r"exports/(?P<fmt>[a-z0-9_]+)/download")
+    def export_download(self, request, pk=None, fmt: str = ""):
+        """The exported file of one format (the newest export that ran)."""
+        model = self.get_object()
+        if fmt not in EXPORT_FORMATS:
+            raise Http404(f"There is no export format called {fmt[:40]!r}.")
+        answer = exports_api.download(model, fmt)
+        if answer is None:
+            raise Http404("This model has no finished export in this format.")
+        return answer
 
     @extend_schema(methods=["POST"], request=None, responses={200: ShareSerializer, 201: ShareSerializer})
     @extend_schema(methods=["DELETE"], request=None, responses={200: ShareSerializer})
