@@ -20,6 +20,17 @@ from tests.conftest import PASSWORD
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
+# Page checks for every width: nothing scrolls sideways, and what sticks out (empty when nothing does).
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+# What sticks out of the page: elements past its right edge that no scrolling box of theirs clips.
+WIDE = """() => {
+  const width = document.documentElement.clientWidth;
+  const out = e => e.getBoundingClientRect().right > width + 1;
+  const clipped = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+    if (getComputedStyle(p).overflowX !== "visible") return true; } return false; };
+  return [...document.querySelectorAll("body *")].filter(e => out(e) && !clipped(e))
+    .slice(0, 8).map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + "." + e.className);
+}"""
 
 expect.set_options(timeout=15_000)
 

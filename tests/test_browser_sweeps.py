@@ -18,21 +18,11 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
-from tests.browser_fixtures import log_in, screenshot
+from tests.browser_fixtures import NO_SIDEWAYS_SCROLL, WIDE, log_in, screenshot
 from tests.conftest import token_client
 from webapp.datasets.models import Dataset
 
 TRIALS = 4
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-# What sticks out of the page: elements past its right edge that no scrolling box of theirs clips.
-WIDE = """() => {
-  const width = document.documentElement.clientWidth;
-  const out = e => e.getBoundingClientRect().right > width + 1;
-  const clipped = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
-    if (getComputedStyle(p).overflowX !== "visible") return true; } return false; };
-  return [...document.querySelectorAll("body *")].filter(e => out(e) && !clipped(e))
-    .slice(0, 8).map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + "." + e.className);
-}"""
 VALUES = "cells => cells.map(td => td.textContent.trim())"
 
 
