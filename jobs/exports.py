@@ -52,6 +52,8 @@ def export_model(job, reporter) -> dict:
     model = TrainedModel.objects.filter(id=job.params["model"], owner=job.owner).first()
     if model is None:
         raise UserFacingError("This model was deleted, so there is nothing to export.")
+    if not (model.file_path.is_file() and (model.directory / "metadata.json").is_file()):
+        raise UserFacingError("This model's files are missing on the server, so it cannot be exported.")
     fmt = job.params["format"]
     calibration, evaluated = _images(model)
     reporter.progress(0.01, f"Exporting {model.name} as {FORMATS[fmt][0]}")
