@@ -74,6 +74,7 @@ bench: install system-deps
 	$(PY) bench/captioning.py
 	$(PY) bench/experiments.py
 	$(PY) bench/sweeps.py
+	$(PY) bench/export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

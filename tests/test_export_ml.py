@@ -304,3 +304,78 @@ def test_within_tolerance_names_what_drifted():
     assert within_tolerance("onnx", {**good, "max_prob_diff": 0.3}) == (
         "The ONNX export drifted from the original model: its probabilities differ from the original's by up to 0.3 "
         "(at most 0.001 is expected).")
+
+
+# --- a transfer model with its real pretrained backbone inside ---------------------------------------
+
+TRANSFER_FORMATS = ("tflite_float16", "tflite_int8", "onnx")  # the SavedModel and float32 TFLite follow float16's path
+SHAPES_PER_CLASS, SHAPES_TEST, SHAPES_VAL = 30, 10, 5  # per class: 10 test, 5 validation, 15 training images
+BYTES_PER_WEIGHT = {"tflite_float16": 2, "tflite_int8": 1, "onnx": 4}
+
+
+@pytest.fixture(scope="module")
+def mobilenet_transfer(tmp_path_factory) -> tuple[Path, dict[str, list[tuple[str, int]]]]:
+    """A transfer head (extract mode) on the real MobileNet v1 0.5/160 embedding, uploaded as a .keras file that
+    wants -1..1, learning circles, squares and triangles at 160 px: (its model folder, the splits)."""
+    from jobs.ml.backbones import inspect_file
+    from jobs.ml.datasets.synthetic import SHAPES, make_shapes_classification_zip
+    from jobs.ml.features import FeatureStore
+    from jobs.ml.scaling import InputScaling
+    from jobs.ml.transfer import TransferConfig, train_transfer
+    from tests.real_models import INPUT_SIZE, save_float_keras
+
+    root = tmp_path_factory.mktemp("mobilenet-transfer")
+    archive = make_shapes_classification_zip(root / "shapes.zip", per_class=SHAPES_PER_CLASS, size=INPUT_SIZE)
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(root / "images")
+    splits: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
+    for label, shape in enumerate(SHAPES):
+        paths = sorted(str(p) for p in (root / "images" / "shapes" / shape).iterdir())
+        splits["test"] += [(p, label) for p in paths[:SHAPES_TEST]]
+        splits["val"] += [(p, label) for p in paths[SHAPES_TEST:SHAPES_TEST + SHAPES_VAL]]
+        splits["train"] += [(p, label) for p in paths[SHAPES_TEST + SHAPES_VAL:]]
+    backbone = inspect_file(save_float_keras(root / "upload", output="embedding"), name="backbones/1",
+                            scaling=InputScaling("symmetric"))
+    items = [(path, path) for split in splits.values() for path, _ in split]
+    features, _ = FeatureStore(root / "features").ensure("shapes", items, backbone, NullSink(), precision="float32")
+    config = TransferConfig(mode="extract", epochs=20, batch_size=16, learning_rate=1e-3, seed=0)
+    train_transfer(splits["train"], splits["val"], splits["test"], list(SHAPES), backbone, features, config,
+                   root / "model", NullSink())
+    return root / "model", splits
+
+
+def test_a_transfer_model_exports_with_its_real_pretrained_backbone_inside(mobilenet_transfer, tmp_path):
+    import collections
+
+    import keras
+    import onnx
+
+    model_dir, splits = mobilenet_transfer
+    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    weights = model.count_params()  # about 945,000: 813,000 of them MobileNet's, 132,000 the head's
+    head = model.get_layer("head_dense").count_params() + model.get_layer("predictions").count_params()
+    assert weights > 6 * head
+    calibration = [path for path, _ in splits["train"]]
+    for fmt in TRANSFER_FORMATS:
+        path = export_model(model_dir, fmt, tmp_path, calibration, RecordingSink())
+        figures = verify_export(path, fmt, model_dir, splits["test"], NullSink())
+        assert figures["images"] == 3 * SHAPES_TEST and figures["original_accuracy"] >= 0.8, figures
+        # Every weight is in the file, the backbone's too: the head alone would be a seventh of this.
+        assert figures["size"] >= BYTES_PER_WEIGHT[fmt] * weights, (fmt, figures["size"], weights)
+        if fmt == "onnx":
+            nodes = onnx.load(str(path)).graph.node
+            convolutions = [node for node in nodes if node.op_type == "Conv"]
+            depthwise = [node for node in convolutions
+                         if any(a.name == "group" and a.i > 1 for a in node.attribute)]
+            # 1 input scaling + MobileNet's stem + 13 depthwise-separable blocks (depthwise + pointwise)
+            assert (len(convolutions), len(depthwise)) == (28, 13), collections.Counter(n.op_type for n in nodes)
+        else:
+            interpreter = export._TFLiteRunner(path).interpreter
+            ops = collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
+            assert (ops["CONV_2D"], ops["DEPTHWISE_CONV_2D"]) == (15, 13), ops
+            if fmt == "tflite_int8":  # the -1..1 scaling is inside: the uint8 input is still the raw pixel
+                assert interpreter.get_input_details()[0]["quantization"] == (1.0, 0)
+        if fmt == "tflite_int8":
+            assert figures["agreement"] >= 0.9 and figures["accuracy_change"] >= -0.05, figures
+        else:
+            assert figures["agreement"] >= 0.99 and within_tolerance(fmt, figures) is None, figures
