@@ -54,7 +54,7 @@ def test_a_person_runs_a_sweep_watches_it_live_and_trains_the_best_again(digits,
     page.get_by_label("Image size, every trial").fill("8")
     page.get_by_label("Epochs, every trial").fill("4")
     page.get_by_label("Batch size, every trial").fill("64")
-    page.get_by_role("radio", name=re.compile("^Random")).check()
+    page.get_by_role("radio", name=re.compile("^Bayesian")).check()
     page.locator("#f-trials").fill(str(TRIALS))
     expect(page.locator("#f-parallel")).to_have_value("1")
     expect(page.get_by_label("Pruning")).to_have_value("median")
@@ -198,3 +198,30 @@ def test_fine_tuning_is_offered_only_for_transfer_heads_on_cached_features(alice
     client.force_login(bob)
     assert 'id="no-datasets"' in client.get("/sweeps/").content.decode()
     assert client.get(f"/sweeps/{extract.id}/").status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.worker
+def test_a_grid_sweep_from_the_form_lists_its_values_and_runs_every_point(digits, alice, page):
+    log_in(page, "alice", "/sweeps/")
+    page.get_by_label("Architecture").select_option("mlp")
+    page.get_by_label("Image size, every trial").fill("8")
+    page.get_by_label("Epochs, every trial").fill("2")
+    page.get_by_role("radio", name=re.compile("^Grid")).check()
+    # A grid tries listed values: the learning rate's range becomes a list to fill in.
+    expect(page.get_by_label("Learning rate, how to search")).to_have_value("choice")
+    page.get_by_label("Learning rate, values").fill("0.01, 0.003")
+    page.get_by_label("Search Batch size").check()
+    page.get_by_label("Batch size, values").fill("32, 64")
+    expect(page.locator("#estimate-text")).to_have_text(re.compile(r"\(4 trials, "))
+
+    page.get_by_role("button", name="Start sweep").click()
+    expect(page).to_have_url(re.compile(r"/sweeps/\d+/$"))
+    expect(page.get_by_test_id("sweep-status")).to_have_text("finished", timeout=90_000)
+
+    sweep_id = int(re.search(r"/sweeps/(\d+)/$", page.url).group(1))
+    sweep = token_client(alice).get(f"/api/sweeps/{sweep_id}/").json()
+    assert sweep["method"] == "grid"
+    assert sorted((t["params"]["learning_rate"], t["params"]["batch_size"]) for t in sweep["trials"]) == [
+        (0.003, 32), (0.003, 64), (0.01, 32), (0.01, 64)]
+    expect(page.locator("#trials-table tbody tr[data-trial]")).to_have_count(4)
