@@ -2,7 +2,9 @@
    Training jobs also get their learning curves (updated in place on every poll), and once
    finished the evaluation: big numbers, confusion matrix, per-class scores, mistakes, layers.
    Caption training gets the same curves (next-word accuracy), then BLEU scores and a gallery
-   of test photos; feature extraction (alone or as a training job's first step) its facts. */
+   of test photos; feature extraction (alone or as a training job's first step) its facts; an
+   export how its file compares with the original (exports.js formats the figures) and the way
+   back to the model. Any other kind shows its result as it is. */
 (function () {
   "use strict";
   const { el, badge, duration, bytes } = window.VL;
@@ -436,6 +438,64 @@
     document.getElementById("caption-gallery").replaceChildren(captionGallery(job));
   }
 
+  /* ---------------- exports ---------------- */
+
+  const exporting = { signature: "", checkedDownload: false };
+
+  /* An export job: how the file compares with the original (the model page's row, larger), whether it
+     strays, and its download while it is still the newest export of its format. */
+  function drawExport(job) {
+    const result = job.result || {};
+    const card = document.getElementById("export-card");
+    if (!card || !window.VL.exportFigures || result.agreement === undefined) return;
+    const signature = JSON.stringify(result);
+    if (signature !== exporting.signature) {
+      exporting.signature = signature;
+      const figures = VL.exportFigures(result);
+      const strays = result.ok === false;
+      card.hidden = false;
+      card.classList.toggle("export-bad", strays);
+      const set = (id, figure, note) => {
+        document.getElementById(id).textContent = figure.text;
+        document.getElementById(id + "-note").textContent = note || figure.note || "";
+      };
+      set("export-agreement", figures.agreement, "gives the original's top class, " + (figures.agreement.note || "of the images"));
+      set("export-accuracy", { text: pct(result.test_accuracy) },
+        figures.accuracy.change ? figures.accuracy.change + " points against the original's " + pct(result.original_accuracy) : "");
+      set("export-size", figures.size, figures.size.title || "");
+      set("export-latency", figures.latency, "median for one image" + (figures.latency.note ? " · " + figures.latency.note : ""));
+      const problem = document.getElementById("export-problem");
+      problem.hidden = !strays;
+      problem.textContent = strays ? (result.problem || "This export strays from the original beyond its tolerance.") : "";
+      const verdict = document.getElementById("export-verdict");
+      if (verdict) verdict.replaceChildren(strays ? VL.exportBadge("out_of_tolerance") : "");
+      facts(document.getElementById("export-facts"), [
+        ["Format", result.title || job.params.format],
+        ["Checked on", typeof result.images === "number" ? num(result.images) + " held-out images, in the file's own runtime, against the original" : null],
+        ["Largest probability difference", figures.prob.text],
+        ["Within tolerance", strays ? "no: it strays from the original" : "yes"],
+      ]);
+    }
+    if (exporting.checkedDownload || VL.ACTIVE.includes(job.status) || !job.params.model) return;
+    exporting.checkedDownload = true;
+    fetch("/api/models/" + job.params.model + "/exports/", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(response => (response.ok ? response.json() : []))
+      .then(rows => {
+        const row = rows.find(r => r.format === job.params.format);
+        const note = document.getElementById("export-download-note");
+        if (row && row.job === job.id && row.download) {
+          const fine = row.status === "succeeded";
+          note.before(el("a", { class: "btn " + (fine ? "" : "btn-danger"), id: "export-download", href: row.download, download: "" },
+            fine ? "Download the file" : "Download anyway (strays from the original)"));
+          note.textContent = fine ? "" : "Read why above before you use it.";
+        } else if (row && row.job !== job.id) {
+          note.replaceChildren("A newer export of this format has replaced this file: ",
+            el("a", { href: "/jobs/" + row.job + "/" }, "job #" + row.job), ".");
+        }
+      })
+      .catch(() => { exporting.checkedDownload = false; });
+  }
+
   /* ---------------- every job ---------------- */
 
   function render(job) {
@@ -473,13 +533,18 @@
       ["Finished", when(job.finished_at)], ["Duration", duration(job.duration_seconds)],
     ].concat(job.model ? [["Model", el("a", { href: "/models/" + job.model + "/" }, "#" + job.model)]] : []));
     facts(document.getElementById("job-params"), Object.entries(job.params).map(([k, v]) =>
-      [k.replace(/_/g, " "), v === null ? null : typeof v === "string" ? v : JSON.stringify(v)]));
+      [k.replace(/_/g, " "), v === null ? null : job.kind === "export_model" && k === "model" ? el("a", { href: "/models/" + v + "/" }, "#" + v)
+        : typeof v === "string" ? v : JSON.stringify(v)]));
     if (job.kind === "train" || job.kind === "train_captioner") {
       renderTraining(job);
       return;
     }
     if (job.kind === "extract_features") {
       if (job.result) drawFeatures(job, job.result);
+      return;
+    }
+    if (job.kind === "export_model") {
+      drawExport(job);
       return;
     }
     const card = document.getElementById("result-card");

@@ -42,8 +42,16 @@ def job_page(request, job_id: int):
     from webapp.experiments.models import Project
 
     job = get_object_or_404(Job.objects.select_related("project"), id=job_id, owner=request.user)
+    exported, exported_title = None, ""  # an export job's model (None once deleted) and format, for its page
+    if job.kind == Job.Kind.EXPORT_MODEL:
+        from jobs.ml.export import FORMATS
+        from webapp.experiments.models import TrainedModel
+
+        params = job.params or {}
+        exported = TrainedModel.objects.filter(id=params.get("model"), owner=request.user).first()
+        exported_title = FORMATS.get(params.get("format"), ("",))[0]
     return render(request, "experiments/job.html", {
-        "job": job, "can_rerun": KINDS[job.kind].public,
+        "job": job, "can_rerun": KINDS[job.kind].public, "exported": exported, "exported_title": exported_title,
         "tag_names": sorted(job.tags.values_list("name", flat=True)),
         "project_names": list(Project.objects.filter(owner=request.user).values_list("name", flat=True)),
     })
@@ -98,7 +106,50 @@ def model_page(request, model_id: int):
         "backbone": backbone_facts(model),
         "caption": caption,
         "share_url": request.build_absolute_uri(f"/demo/{link.token}/") if link else "",
+        "exports": export_card(model),
     })
+
+
+def export_card(model) -> dict:
+    """What the model page's Exports card shows: why there is none, or each format with its snippet and
+    tolerance, the number of test images every export is checked on, and the exports so far (exports.js
+    keeps them live from GET /api/models/<id>/exports/)."""
+    from webapp.datasets.models import DatasetItem
+    from webapp.experiments.models import TrainedModel
+
+    if model.task != TrainedModel.Task.CLASSIFY:
+        return {"refused": "Caption models are kept as .keras files: beam search runs in Python around the "
+                           "network, so no single exported file would caption a photo."}
+    if (model.backbone or {}).get("kind") == "tflite":
+        return {"refused": "This model reads its features from a TensorFlow Lite backbone, which runs in its own "
+                           "interpreter before the Keras head: the two cannot be joined into one exported file, "
+                           "so it is kept as .keras."}
+    from jobs.ml.export import FORMATS, SNIPPETS, TOLERANCES
+    from webapp.experiments import exports_api
+
+    images, split = 0, "test"
+    if model.dataset is not None:  # jobs.exports checks on the test images, the validation ones when there are none
+        items = model.dataset.items.filter(label__in=model.class_names)
+        images = items.filter(split=DatasetItem.Split.TEST).count()
+        if not images:
+            images, split = items.filter(split=DatasetItem.Split.VAL).count(), "validation"
+    formats = []
+    for fmt, (title, filename) in FORMATS.items():
+        tolerance = TOLERANCES[fmt]
+        points = round(tolerance.max_accuracy_drop * 100, 2)
+        expected = [f"the original's top class on at least {tolerance.min_agreement:.0%} of the images",
+                    f"at most {points:g} point{'' if points == 1 else 's'} of accuracy lost"]
+        if tolerance.max_prob_diff is not None:
+            expected.append(f"probabilities within {tolerance.max_prob_diff:g}")
+        formats.append({"format": fmt, "title": title, "file": filename, "snippet": SNIPPETS[fmt],
+                        "expected": "Expected: " + ", ".join(expected) + "."})
+    return {
+        "formats": formats,
+        "images": images,
+        "split": split,
+        "no_dataset": model.dataset is None,
+        "rows": exports_api.rows(model),
+    }
 
 
 @login_required
