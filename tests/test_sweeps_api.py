@@ -269,3 +269,26 @@ def test_transfer_trials_train_heads_on_cached_features_and_the_best_is_promoted
     assert promoted["params"]["learning_rate"] == 1e-5  # the fine-tune default, not the head's rate
     assert promoted["params"]["epochs"] == 3
     assert alice_api.post(f"/api/jobs/{promoted['id']}/cancel/").status_code == 202
+
+
+def test_a_sweep_whose_dataset_is_deleted_stops_with_a_sentence(digits, alice_api):
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2}}
+    sweep = start(alice_api, digits["id"], space=space, trials=4)
+
+    assert alice_api.delete(f"/api/datasets/{digits['id']}/").status_code == 204
+    done = wait_for_sweep(alice_api, sweep["id"])
+
+    assert done["message"].startswith("Stopped: This trial was not started: dataset:"), done["message"]
+    assert len(done["trials"]) == 2 and done["trials"][-1]["status"] == "failed"  # no trial after the refusal
+
+
+def test_deleting_a_project_moves_its_sweeps_to_default(alice, alice_api):
+    from webapp.experiments.models import Project
+
+    project = Project.objects.create(owner=alice, name="Search")
+    sweep = Sweep.objects.create(owner=alice, project=project, kind="train", params={}, method="random", trials=1,
+                                 metric="val_accuracy", direction="max", study_name="moved")
+
+    assert alice_api.delete(f"/api/projects/{project.id}/").status_code == 204
+    sweep.refresh_from_db()
+    assert sweep.project.name == "Default"

@@ -212,6 +212,8 @@ class ProjectViewSet(viewsets.ViewSet):
             return Response({"detail": "The Default project cannot be deleted; it holds every run not filed "
                                        "elsewhere."}, status=status.HTTP_409_CONFLICT)
         with transaction.atomic():
-            Job.objects.filter(project=project).update(project=Project.default_for(request.user))
+            default = Project.default_for(request.user)
+            Job.objects.filter(project=project).update(project=default)
+            project.sweeps.update(project=default)  # a sweep files its future trials there too
             project.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -40,6 +40,7 @@ from webapp.sweeps.space import OBJECTIVES, distributions, grid_size
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60  # a holder that died frees the sweep after this
+NOT_STARTED = "This trial was not started:"
 LEASE_WAIT = 30.0  # how long a caller waits for the holder before leaving the step to it
 
 
@@ -128,7 +129,7 @@ def _launch_more(sweep: Sweep, study, trials: list[Job]) -> None:
         trials.append(job)
         launched += 1
         active += job.is_active
-        if job.status == Job.Status.FAILED and "dataset" in job.error.lower():
+        if job.error.startswith(f"{NOT_STARTED} dataset:"):  # gone or changed: no later trial can start either
             _set(sweep, status=Sweep.Status.FINISHED, finished_at=timezone.now(),
                  message=f"Stopped: {job.error}")
             return
@@ -165,7 +166,7 @@ def launch_trial(sweep: Sweep, number: int, sampled: dict) -> Job:
     return Job.objects.create(owner=sweep.owner, kind=sweep.kind, params=raw, dataset=sweep.dataset,
                               queue=sweep.queue if sweep.queue != "auto" else "cpu", project=sweep.project,
                               sweep=sweep, trial_number=number, status=Job.Status.FAILED, finished_at=now,
-                              error=f"This trial was not started: {error}", message="Not started")
+                              error=f"{NOT_STARTED} {error}", message="Not started")
 
 
 def _sentence(errors: dict) -> str:
