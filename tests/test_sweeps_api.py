@@ -152,9 +152,11 @@ def test_tpe_with_hyperband_searches_two_parameters_and_ranks_them(digits, alice
 
     assert len(done["trials"]) == 6 and {t["status"] for t in done["trials"]} <= {"succeeded", "pruned"}
     assert all(16 <= t["params"]["batch_size"] <= 128 for t in done["trials"])
-    assert done["best"]["value"] == min(t["value"] for t in done["trials"] if t["status"] == "succeeded")
-    assert set(done["importance"]) == {"learning_rate", "batch_size"}
-    assert sum(done["importance"].values()) == pytest.approx(1.0, abs=0.01)
+    finished = [t for t in done["trials"] if t["status"] == "succeeded"]
+    assert done["best"]["value"] == min(t["value"] for t in finished)  # the first trial of a bracket is never pruned
+    if len(finished) >= 2:  # importances need two finished trials
+        assert set(done["importance"]) == {"learning_rate", "batch_size"}
+        assert sum(done["importance"].values()) == pytest.approx(1.0, abs=0.01)
 
 
 def test_the_time_estimate_comes_before_launch_and_a_budget_trims_the_sweep(digits, alice_api):
@@ -214,8 +216,12 @@ def test_cancelling_a_sweep_cancels_its_trials_and_starts_no_more(digits, alice_
     wait_for(lambda: not Job.objects.filter(sweep_id=sweep["id"], status__in=Job.ACTIVE).exists(), timeout=30,
              what="its trials to stop")
     assert sorted(Job.objects.filter(sweep_id=sweep["id"]).values_list("status", flat=True)) == ["cancelled"] * 2
-    study = studies.load(Sweep.objects.get(id=sweep["id"]))
-    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # told, none left running
+
+    def told():  # the running trial's worker tells the study just after it saved the job's end
+        states = [t.state.name for t in studies.load(Sweep.objects.get(id=sweep["id"])).trials]
+        return states if "RUNNING" not in states else None
+
+    assert wait_for(told, timeout=30, what="both trials told") == ["FAIL", "FAIL"]
     assert alice_api.post(f"/api/sweeps/{sweep['id']}/cancel/").status_code == 409
 
 
