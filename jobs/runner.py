@@ -63,7 +63,8 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
             "message": "Failed",
         }
     else:
-        status, fields = Job.Status.SUCCEEDED, {"result": result, "progress": 1.0, "message": "Done"}
+        status, fields = Job.Status.SUCCEEDED, {"result": with_verdict(job, result), "progress": 1.0,
+                                                "message": "Done"}
     retry_db(lambda: Job.finish(job_id, status, **fields), f"saving the outcome of job {job_id}")
     try:
         retry_db(lambda: summarize(job_id), f"summarizing job {job_id}")
@@ -76,6 +77,20 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
 
         trial_ended(job)
     return status
+
+
+def with_verdict(job: Job, result):
+    """The result with the run's plain verdict (webapp.experiments.verdicts), saved with it: a client that
+    sees the job succeed reads the verdict in the same answer."""
+    from webapp.experiments.verdicts import verdict
+
+    try:
+        metrics = [m.as_dict() for m in job.metrics.all()]
+        said = verdict(job.kind, result, metrics)
+    except Exception:  # noqa: BLE001 - a verdict that cannot be made must not fail a finished run
+        log.exception("Job %s: no verdict", job.id)
+        return result
+    return {**result, "verdict": said} if said else result
 
 
 def _claim(job_id: int, worker: str) -> bool:

@@ -156,6 +156,8 @@ def test_a_user_trains_lenet5_on_digits_watches_the_curves_and_tries_the_model(w
     expect(page.get_by_test_id("test-accuracy")).to_have_text(re.compile(r"^\d{1,3}\.\d%$"))
     accuracy = float(page.get_by_test_id("test-accuracy").text_content().rstrip("%"))
     assert accuracy > 50, accuracy
+    # The verdict above the numbers says in words whether it learned (issue 15).
+    expect(page.get_by_test_id("verdict").first).to_contain_text("on images it never saw")
     expect(page.get_by_test_id("test-loss")).to_have_text(re.compile(r"^\d+\.\d{3}$"))
     matrix = page.get_by_test_id("confusion-matrix")
     expect(matrix.locator("tbody tr")).to_have_count(10)

@@ -56,6 +56,7 @@ def test_lenet5_learns_the_digits_with_live_metrics_and_its_model_predicts(digit
     assert len(result["confusion_matrix"]) == 10
     assert sum(map(sum, result["confusion_matrix"])) == digits["split_counts"]["test"]
     assert result["summary"]["total_params"] == 44_426
+    assert result["verdict"]["level"] in ("good", "fair") and "on images it never saw" in result["verdict"]["headline"]
 
     model_id = job["model"]
     prediction = alice_api.post(f"/api/models/{model_id}/predict/", {"image": io.BytesIO(digit_png(7))},

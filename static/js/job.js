@@ -242,6 +242,7 @@
     const onVal = result.evaluated_on === "validation" || result.evaluated_on === "val";
     const split = (result.split_sizes || {})[onVal ? "val" : "test"];
     document.getElementById("train-headline").hidden = false;
+    drawVerdict("train-headline", result.verdict);
     document.querySelector("#train-headline .big-number .big-label").textContent = onVal ? "Validation accuracy" : "Test accuracy";
     document.getElementById("test-accuracy").textContent = pct(result.test_accuracy);
     document.getElementById("test-accuracy-note").textContent = (split ? "on " + num(split) + " " : "on the ") +
@@ -296,6 +297,19 @@
   }
 
   /* What the features step did: the backbone, the layer, the size, and whether it ran now or came from the cache. */
+  /* The run's plain verdict above its big numbers (result.verdict, webapp/experiments/verdicts.py): a run that
+     learned nothing says so before anyone reads its accuracy as a success, and its numbers turn grey. */
+  function drawVerdict(cardId, verdict) {
+    const card = document.getElementById(cardId);
+    const box = card.querySelector('[data-role="verdict"]');
+    if (!verdict) { box.hidden = true; return; }
+    box.hidden = false;
+    box.dataset.level = verdict.level;
+    box.querySelector(".verdict-headline").textContent = verdict.headline;
+    box.querySelector(".verdict-advice").textContent = verdict.advice || "";
+    card.classList.toggle("learned-nothing", verdict.level === "bad");
+  }
+
   function drawFeatures(job, f) {
     const card = document.getElementById("features-card");
     if (!card || !f) return;
@@ -410,6 +424,7 @@
 
     const beam = (result.bleu || {}).beam;
     document.getElementById("caption-headline").hidden = false;
+    drawVerdict("caption-headline", result.verdict);
     document.getElementById("bleu4").textContent = fixed(result.bleu4, 3);
     document.getElementById("bleu4-note").textContent = "greedy decoding" + (beam ? " (beam search: " + fixed(beam.bleu4, 3) + ")" : "") +
       " · from 0 to 1, higher is better";

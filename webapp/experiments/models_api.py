@@ -167,7 +167,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
     @extend_schema(methods=["GET"], request=None, responses={200: exports_api.ExportRow(many=True)})
     @extend_schema(methods=["POST"], request=exports_api.ExportRequest, responses={201: JobSerializer})
-    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser])
+    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser], pagination_class=None)
     def exports(self, request, pk=None):
         """GET: the model's exports with how each did in its own runtime; POST {"format"}: export it (a job)."""
         model = self.get_object()
