@@ -245,8 +245,11 @@ def lab(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True,
                    env={**env, "DATA_DIR": str(folder / "data")})
+    # One web process with a thread for every asker: gunicorn queues a process's requests behind its busy
+    # threads, so with two processes of four a refusal could wait seconds for a thread (seen once: 4.5 s).
     stack = Stack(folder, seed_datasets=False, env={
-        "INFERENCE_TIMEOUT": str(TIMEOUT), "INFERENCE_MAX_QUEUE": str(MAX_QUEUE)})
+        "INFERENCE_TIMEOUT": str(TIMEOUT), "INFERENCE_MAX_QUEUE": str(MAX_QUEUE), "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "16"})
     try:
         wait_for(stack.healthy, timeout=180, what="the stack to report its workers")
         lab = Lab(stack, stack.manage("shell", "-c", USER.format(password=PASSWORD)).split()[-1])

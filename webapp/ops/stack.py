@@ -146,10 +146,10 @@ def worker_service(name: str, queues, concurrency: int, log_file: Path | None = 
     ], env=env or {}, log_file=log_file)
 
 
-def web_service(host: str, port: int, workers: int) -> Service:
+def web_service(host: str, port: int, workers: int, threads: int = 4) -> Service:
     return Service("web", [
         sys.executable, "-m", "gunicorn", "webapp.wsgi:application",
-        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
+        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
         "--worker-class", "gthread", "--timeout", "120", "--graceful-timeout", "10",
         "--access-logfile", "-", "--no-control-socket",
     ])

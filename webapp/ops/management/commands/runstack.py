@@ -42,7 +42,8 @@ class Command(BaseCommand):
         services += [
             stack.worker_service("jobs", JOB_QUEUES, env_int("WORKER_CONCURRENCY", 1, minimum=1)),
             stack.worker_service("inference", [Queue.INFERENCE], 1),
-            stack.web_service(host, port, env_int("WEB_CONCURRENCY", 2, minimum=1)),
+            stack.web_service(host, port, env_int("WEB_CONCURRENCY", 2, minimum=1),
+                              env_int("WEB_THREADS", 4, minimum=1)),
         ]
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         if services[0].name == "redis":  # the password stays in its file, out of the terminal
