@@ -20,19 +20,10 @@ from playwright.sync_api import expect
 
 from tests.api_helpers import launch, upload_dataset
 from tests.archives import classification_zip
-from tests.browser_fixtures import log_in
+from tests.browser_fixtures import NO_SIDEWAYS_SCROLL, WIDE, log_in
 from tests.conftest import wait_for_job
 
 EXPORT_TIMEOUT_MS = 120_000
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-WIDE = """() => {
-  const width = document.documentElement.clientWidth;
-  const out = e => e.getBoundingClientRect().right > width + 1;
-  const clipped = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
-    if (getComputedStyle(p).overflowX !== "visible") return true; } return false; };
-  return [...document.querySelectorAll("body *")].filter(e => out(e) && !clipped(e))
-    .slice(0, 8).map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + "." + e.className);
-}"""
 # Set once the model page has loaded (a reload would drop it): every 100 ms, each row's status as the
 # page shows it, and whether a running row showed its progress bar.
 WATCH_ROWS = """() => {
