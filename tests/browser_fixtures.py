@@ -93,3 +93,5 @@ def log_in(page: Page, username: str, path: str = "/jobs/") -> None:
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(re.escape(path) + "$"))
     expect(page.locator(".usermenu .username")).to_have_text(username)
+    # The page's scripts (Chart.js among them) come after the markup: wait for them too.
+    page.wait_for_load_state("load")

@@ -35,7 +35,7 @@ WATCH_CURVES = """() => {
   window.__sameChart = true;
   const canvas = document.getElementById("loss-chart");
   setInterval(() => {
-    const chart = Chart.getChart(canvas);
+    const chart = window.Chart && Chart.getChart(canvas);
     if (chart && !window.__firstChart) window.__firstChart = chart;
     if (chart && chart !== window.__firstChart) window.__sameChart = false;
     const epochs = chart ? chart.data.datasets[0].data.length : 0;
@@ -320,7 +320,7 @@ def test_a_cancelled_training_run_resumes_from_its_last_epoch_with_one_click(wor
     log_in(page, "alice", f"/jobs/{job_id}/")
     page.evaluate(WATCH_CURVES)
     epochs_drawn = """() => {
-      const chart = Chart.getChart(document.getElementById("loss-chart"));
+      const chart = window.Chart && Chart.getChart(document.getElementById("loss-chart"));
       return chart ? chart.data.datasets[0].data.length : 0;
     }"""
     page.wait_for_function(f"({epochs_drawn})() >= 2", timeout=TRAIN_TIMEOUT_MS)
