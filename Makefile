@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 # Extras installed into the virtualenv: the CPU build of TensorFlow by default.
 # A GPU worker host: make run EXTRAS=gpu,dev
 EXTRAS ?= cpu,dev
+# make test runs the suite in this many processes, each with its own Redis, worker and database;
+# a test file stays in one process. Most tests wait on a worker, so two help even on two cores.
+TEST_PROCESSES ?= 2
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -28,7 +31,7 @@ run: install system-deps
 
 test: install system-deps browser-deps
 	$(PY) -m ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 install: $(STAMP)
 

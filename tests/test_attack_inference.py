@@ -373,8 +373,9 @@ def test_questions_nobody_waits_for_are_not_computed_and_the_queue_stays_bounded
     assert log.count("Discarding revoked task: inference.predict") == len(gave_up), log[-3000:]
     assert not re.search(r"Task inference\.predict\[[^\]]+\] succeeded", log), log[-3000:]
     # What Redis keeps of answers (and of expired questions) goes away within a minute.
-    ttls = [redis.ttl(key) for key in redis.scan_iter("celery-task-meta-*")]
-    assert ttls and all(0 < ttl <= 60 for ttl in ttls), ttls
+    # (-2: the key expired between the scan and the question; 0: it expires within the second.)
+    ttls = [ttl for ttl in (redis.ttl(key) for key in redis.scan_iter("celery-task-meta-*")) if ttl != -2]
+    assert ttls and all(0 <= ttl <= 60 for ttl in ttls), [ttl for ttl in ttls if not 0 <= ttl <= 60]
     assert lab.api(path, "POST", files={"image": ("p.png", photo)}).status == 200  # and it serves again
 
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.worker
 
 def test_a_captioner_on_real_features_describes_the_shapes(worker, alice_api, tmp_path):
     # One wording per scene: BLEU then measures what the model sees (synonyms cap it near 0.7 otherwise).
-    archive = make_shapes_captions_zip(tmp_path / "captions.zip", n_images=2000, size=64, seed=3, plain=True)
+    archive = make_shapes_captions_zip(tmp_path / "captions.zip", n_images=1000, size=64, seed=3, plain=True)
     dataset = upload_dataset(alice_api, archive, "captions", "shape captions")
     backbone = upload_backbone(alice_api, QUANT_TFLITE, output=EMBEDDING_TENSOR)
 
