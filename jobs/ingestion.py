@@ -15,7 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.runner import UserFacingError
+from webapp.datasets.checks import LOOKS_LIKE_CLASSIFICATION, too_few_warning
 from webapp.datasets.models import Dataset, DatasetItem
+from webapp.experiments.public import relative_paths
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ def ingest_dataset(job, reporter) -> dict:
     dataset = job.dataset
     if dataset is None:
         raise UserFacingError("The dataset was deleted before it could be read.")
-    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.INGESTING, error="")
+    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.INGESTING, error="", warnings=[])
     try:
         base = _prepare_archive(dataset, reporter)
         dataset.items.all().delete()  # a retried job starts clean
@@ -116,14 +118,16 @@ def ingest_dataset(job, reporter) -> dict:
         reporter.progress(0.96, "Assigning the train, validation and test split")
         split_counts = _assign_splits(dataset)
     except BaseException as exc:
-        _fail(dataset, exc)
-        if isinstance(exc, UnusableDataset):
-            raise UserFacingError(str(exc)) from exc
+        reason = _fail(dataset, exc)
+        if isinstance(exc, UnusableDataset | UserFacingError):
+            raise UserFacingError(reason) from exc
         raise
+    warning = too_few_warning(dataset)
     Dataset.objects.filter(pk=dataset.pk).update(
         status=Dataset.Status.READY, num_items=result.num_items, num_captions=result.num_captions,
         classes=result.classes, skipped=result.skipped, stats=result.stats, content_hash=result.content_hash,
         split_counts=split_counts, has_split_files=result.has_split_files, ready_at=timezone.now(),
+        warnings=[warning] if warning else [],
     )
     dataset.archive_path.unlink(missing_ok=True)  # the images are kept; the archive is not needed
     if not Dataset.objects.filter(pk=dataset.pk).exists():  # deleted while we worked
@@ -132,19 +136,53 @@ def ingest_dataset(job, reporter) -> dict:
             "content_hash": result.content_hash, "split": split_counts}
 
 
-def _fail(dataset: Dataset, exc: BaseException) -> None:
-    from jobs.ml.datasets.ingest import UnusableDataset
+def _fail(dataset: Dataset, exc: BaseException) -> str:
+    """Record why the dataset failed (a sentence naming the user's file, no server path, ending with
+    advice that fits where the dataset came from) and remove what was written; returns the sentence.
+
+    An archive of class folders uploaded as captions keeps its archive: the dataset's page offers to
+    read it again as classification, without a second upload.
+    """
+    from jobs.ml.datasets.ingest import LooksLikeClassification, UnusableDataset
     from jobs.ml.progress import JobCancelled
 
+    warnings = []
     if isinstance(exc, UnusableDataset | UserFacingError):
-        reason = str(exc)
+        reason = _naming_the_file(dataset, str(exc)) + _advice(dataset, exc)
     elif isinstance(exc, JobCancelled):
         reason = "Reading the dataset was cancelled."
     else:
         log.exception("Ingestion of dataset %s failed", dataset.pk)
-        reason = f"The dataset could not be read because of an internal error ({type(exc).__name__})."
+        reason = (f"The dataset could not be read because of an internal error ({type(exc).__name__})."
+                  + _advice(dataset, exc))
+    reason = relative_paths(reason)
+    if isinstance(exc, LooksLikeClassification):
+        warnings.append({"code": LOOKS_LIKE_CLASSIFICATION, "message": reason, "classes": exc.classes[:50]})
     dataset.items.all().delete()
     shutil.rmtree(dataset.images_dir, ignore_errors=True)
     shutil.rmtree(dataset.thumbs_dir, ignore_errors=True)
-    dataset.archive_path.unlink(missing_ok=True)
-    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.FAILED, error=reason)
+    if not warnings:
+        dataset.archive_path.unlink(missing_ok=True)
+    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.FAILED, error=reason, warnings=warnings)
+    return reason
+
+
+def _naming_the_file(dataset: Dataset, reason: str) -> str:
+    """The archive's sentences say "This file"; the person knows it by the name they uploaded."""
+    if dataset.source == "upload" and dataset.original_filename and reason.startswith("This file "):
+        return f"“{dataset.original_filename}” " + reason[len("This file "):]
+    return reason
+
+
+def _advice(dataset: Dataset, exc: BaseException) -> str:
+    """What to do next, for a dataset one click made: an upload's sentences already say what to fix."""
+    kind, _, _ = dataset.source.partition(":")
+    if kind == "reference":
+        # jobs.ml.datasets.reference says so in these words when no download could connect (tested there).
+        if "cannot reach the internet" in str(exc):
+            return " This server cannot reach the internet: upload the dataset as a zip of class folders instead."
+        return " Try adding it again later, or upload the dataset as a zip of class folders instead."
+    if kind == "builtin":
+        return (" It is made on this server without internet, so this is a fault of the server: try adding it "
+                "again, and if it fails again, ask the administrator to look at the worker's log.")
+    return ""

@@ -53,14 +53,15 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
         status, fields = Job.Status.CANCELLED, {"message": "Cancelled by the user"}
     except SoftTimeLimitExceeded:
         status, fields = Job.Status.FAILED, {
-            "error": "The job ran past its time limit and was stopped.", "message": "Timed out"}
+            "error": "The job ran past its time limit and was stopped.", "message": "Timed out",
+            "failure": Job.Failure.TIME_LIMIT}
     except UserFacingError as exc:
-        status, fields = Job.Status.FAILED, {"error": str(exc), "message": "Failed"}
+        status, fields = Job.Status.FAILED, {"error": str(exc), "message": "Failed", "failure": Job.Failure.INPUTS}
     except Exception as exc:  # noqa: BLE001 - any failure must end up on the job, not lost
         log.exception("Job %s failed", job_id)
         status, fields = Job.Status.FAILED, {
             "error": f"The job stopped because of an internal error ({type(exc).__name__}: {exc}).",
-            "message": "Failed",
+            "message": "Failed", "failure": Job.Failure.INTERNAL,
         }
     else:
         status, fields = Job.Status.SUCCEEDED, {"result": with_verdict(job, result), "progress": 1.0,

@@ -77,7 +77,8 @@ def train(job, reporter) -> dict:
         "mistakes": [{**m, "path": Path(m["path"]).relative_to(dataset.images_dir).as_posix(),
                       "item": by_path.get(m["path"])} for m in result.mistakes],
         "evaluated_on": result.evaluated_on,
-        "best_epoch": result.best_epoch, "summary": result.summary, "images_per_second": result.images_per_second,
+        "best_epoch": result.best_epoch, "model_epoch": result.model_epoch, "summary": result.summary,
+        "images_per_second": result.images_per_second,
         "train_seconds": result.seconds, "split_sizes": {k: len(v) for k, v in splits.items()},
         "model_id": model.id, "predictions": predictions, "environment": environment(), **extra,
     }
@@ -93,7 +94,7 @@ def _train_from_scratch(job, splits, class_names, workdir: Path, reporter):
         batch_size=params["batch_size"], optimizer=params["optimizer"], learning_rate=params["learning_rate"],
         augment_flip=params["augment_flip"], augment_rotation=params["augment_rotation"],
         augment_zoom=params["augment_zoom"], early_stopping_patience=params.get("early_stopping"),
-        seed=params["seed"],
+        keep_best=params.get("keep_best", True), seed=params["seed"],
     )
     return train_classifier(splits["train"], splits["val"], splits["test"], class_names, config, workdir,
                             reporter, resume=bool(params.get("resume")))
@@ -130,7 +131,8 @@ def _train_on_backbone(job, dataset, splits, class_names, workdir: Path, reporte
         mode=params["mode"], epochs=params["epochs"], batch_size=params["batch_size"],
         learning_rate=params["learning_rate"], optimizer=params["optimizer"], augment_flip=params["augment_flip"],
         augment_rotation=params["augment_rotation"], augment_zoom=params["augment_zoom"],
-        early_stopping_patience=params.get("early_stopping"), seed=params["seed"], architecture=params["architecture"],
+        early_stopping_patience=params.get("early_stopping"), keep_best=params.get("keep_best", True),
+        seed=params["seed"], architecture=params["architecture"],
     )
     return train_transfer(train, val, test, class_names, backbone, features, config, workdir, sink,
                           feature_key=feature_key), extra

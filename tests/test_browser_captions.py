@@ -265,8 +265,9 @@ def test_a_caption_model_is_trained_from_the_browser_and_shared_as_a_demo_until_
         mobile.wait_for_function(SETTLED)
         screenshot(mobile, "demo-phone.png")
 
-        # The owner revokes the link: it opens nothing any more, page and endpoint alike.
+        # The owner revokes the link (confirming first): it opens nothing any more, page and endpoint alike.
         share.get_by_role("button", name="Revoke link").click()
+        page.get_by_test_id("confirm-dialog").get_by_role("button", name="Revoke link").click()
         expect(url_box).to_be_hidden()
         expect(share.get_by_role("button", name="Share demo")).to_be_visible()
         expect(share.locator("#share-status")).to_contain_text("no longer")

@@ -276,8 +276,10 @@ def test_a_built_in_dataset_arrives_with_one_click(worker, alice, page):
 
     # Deleting asks first, then removes the dataset and its files.
     page.goto(f"/datasets/{dataset_id}/")
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete dataset").click()
+    confirm = page.get_by_test_id("confirm-dialog")
+    expect(confirm).to_contain_text("This cannot be undone.")
+    confirm.get_by_role("button", name="Delete dataset").click()
     expect(page).to_have_url(re.compile(r"/datasets/$"))
     expect(page.locator(".alert-success")).to_contain_text("Deleted the dataset")
     expect(page.locator("#datasets-table")).to_contain_text("No datasets yet")

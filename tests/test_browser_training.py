@@ -38,7 +38,8 @@ WATCH_CURVES = """() => {
     const chart = window.Chart && Chart.getChart(canvas);
     if (chart && !window.__firstChart) window.__firstChart = chart;
     if (chart && chart !== window.__firstChart) window.__sameChart = false;
-    const epochs = chart ? chart.data.datasets[0].data.length : 0;
+    // Epochs drawn, not the frame: while it runs the x-axis spans every planned epoch.
+    const epochs = chart ? chart.data.datasets[0].data.filter(v => v !== null).length : 0;
     const status = document.getElementById("job-status").textContent.trim();
     const last = window.__curve[window.__curve.length - 1];
     if (!last || last[0] !== epochs || last[1] !== status) window.__curve.push([epochs, status]);
@@ -90,15 +91,18 @@ def test_a_user_trains_lenet5_on_digits_watches_the_curves_and_tries_the_model(w
     dataset_select = page.get_by_label("Dataset", exact=True)
     expect(dataset_select).to_have_value(str(digits.id))
     expect(dataset_select.locator("option:checked")).to_have_text(re.compile(r"10 classes · 1,797 images"))
-    expect(page.locator("#run-summary")).to_have_text("Choose an architecture.")
+    # The built-in digits suggest a run, and the form starts with it.
+    expect(page.get_by_test_id("suggestion")).to_contain_text(
+        "Suggested: LeNet-5 (lenet5) with 12 epochs · learning rate 0.005.")
+    expect(page.locator("#run-summary")).to_contain_text(f"LeNet-5 on {digits.name}")
 
-    # Each architecture shows what it is and how big; choosing one fills in its defaults.
+    # Each architecture shows what it is and how big; choosing one fills in its input from the dataset.
     lenet = page.locator('.arch-choice[data-arch="lenet5"]')
     expect(lenet).to_contain_text("LeNet-5")
     expect(lenet).to_contain_text("44,426 parameters")
     page.locator('.arch-choice[data-arch="cnn"]').click()
-    expect(page.locator("#f-image_size")).to_have_value("128")
-    expect(page.locator("#f-color_mode")).to_have_value("rgb")
+    expect(page.locator("#f-image_size")).to_have_value("32")  # the scans' size, not its own 128
+    expect(page.locator("#f-color_mode")).to_have_value("grayscale")
     lenet.click()
     expect(page.locator("#f-image_size")).to_have_value("28")
     expect(page.locator("#f-color_mode")).to_have_value("grayscale")
@@ -107,12 +111,12 @@ def test_a_user_trains_lenet5_on_digits_watches_the_curves_and_tries_the_model(w
     # Everything else is prefilled and folded away under Advanced.
     epochs = page.get_by_label("Epochs", exact=True)
     expect(epochs).to_be_hidden()
-    expect(page.locator("#advanced-summary")).to_contain_text("10 epochs · batch 32")
+    expect(page.locator("#advanced-summary")).to_contain_text("12 epochs · batch 32")
     page.locator("#advanced > summary").click()
-    expect(epochs).to_have_value("10")
+    expect(epochs).to_have_value("12")
     expect(page.get_by_label("Batch size")).to_have_value("32")
     expect(page.get_by_label("Optimizer")).to_have_value("adam")
-    expect(page.get_by_label("Learning rate")).to_have_value("0.001")
+    expect(page.get_by_label("Learning rate")).to_have_value("0.005")
     expect(page.get_by_label("Random seed")).to_have_value("0")
     expect(page.get_by_label("Run on")).to_have_value("auto")
     expect(page.locator("#f-early_stopping")).to_be_disabled()
@@ -321,7 +325,7 @@ def test_a_cancelled_training_run_resumes_from_its_last_epoch_with_one_click(wor
     page.evaluate(WATCH_CURVES)
     epochs_drawn = """() => {
       const chart = window.Chart && Chart.getChart(document.getElementById("loss-chart"));
-      return chart ? chart.data.datasets[0].data.length : 0;
+      return chart ? chart.data.datasets[0].data.filter(v => v !== null).length : 0;
     }"""
     page.wait_for_function(f"({epochs_drawn})() >= 2", timeout=TRAIN_TIMEOUT_MS)
     expect(page.locator("#resume-form")).to_be_hidden()

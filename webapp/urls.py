@@ -12,7 +12,7 @@ from webapp.accounts.views import account_page
 from webapp.datasets import views as dataset_pages
 from webapp.datasets.api import DatasetViewSet, UploadViewSet
 from webapp.demos import views as demo_pages
-from webapp.experiments import model_pages
+from webapp.experiments import model_list, model_pages
 from webapp.experiments import views as experiment_pages
 from webapp.experiments.api import JobViewSet, ProjectViewSet
 from webapp.experiments.backbones_api import BackboneViewSet
@@ -48,6 +48,7 @@ urlpatterns = [
     path("jobs/", experiment_pages.jobs_page, name="jobs"),
     path("jobs/<int:job_id>/", experiment_pages.job_page, name="job"),
     path("jobs/<int:job_id>/cancel/", experiment_pages.cancel_job_page, name="job-page-cancel"),
+    path("jobs/<int:job_id>/delete/", experiment_pages.delete_job_page, name="job-page-delete"),
     path("compare/", experiment_pages.compare_page, name="compare"),
     path("sweeps/", sweep_pages.sweeps_page, name="sweeps"),
     path("sweeps/<int:sweep_id>/", sweep_pages.sweep_page, name="sweep"),
@@ -55,10 +56,12 @@ urlpatterns = [
     path("datasets/add/", dataset_pages.add_source, name="dataset-add-source"),
     path("datasets/<int:dataset_id>/", dataset_pages.dataset_page, name="dataset"),
     path("datasets/<int:dataset_id>/delete/", dataset_pages.delete_dataset, name="dataset-delete"),
+    path("datasets/<int:dataset_id>/read-as/", dataset_pages.read_as, name="dataset-read-as"),
     path("datasets/<int:dataset_id>/thumbs/<path:path>", dataset_pages.thumbnail, name="dataset-thumb"),
     path("datasets/<int:dataset_id>/images/<int:item_id>", dataset_pages.image, name="dataset-image"),
     path("jobs/<int:job_id>/resume/", experiment_pages.resume_job_page, name="job-page-resume"),
     path("train/", experiment_pages.train_page, name="train"),
+    path("models/", model_list.models_page, name="models"),
     path("models/<int:model_id>/", experiment_pages.model_page, name="model"),
     path("architectures/", experiment_pages.architectures_page, name="architectures"),
     path("captioner/", model_pages.captioner_page, name="captioner"),

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jobs.ml.scaling import RAW, InputScaling
+from jobs.ml.signatures import HEAD_BYTES, model_file_problem
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     import keras
@@ -54,12 +55,10 @@ RANDOM_SEED = 0  # "random" weights are always the same random weights, so their
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 # The built-in backbones' catalogue lives with the other plain catalogues (the web reads it there).
-from jobs.ml.catalog import BUILTIN_BACKBONES  # noqa: E402, F401
+from jobs.ml.catalog import BUILTIN_BACKBONES, imagenet_weights_file  # noqa: E402, F401
 
 # Where keras.applications downloads from; a module attribute so a test can point it elsewhere.
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-# MobileNetV2 ImageNet weights exist for these input sides; keras.applications uses 224's otherwise.
-_MOBILENET_V2_ROWS = (96, 128, 160, 192, 224)
 
 
 class WeightsMissing(ValueError):
@@ -150,16 +149,12 @@ def builtin(name: str, weights: str = "imagenet", image_size: int | None = None)
 
 def imagenet_weights(name: str, image_size: int | None = None) -> tuple[str, str, str | None]:
     """(file name, URL, md5 or None) exactly as keras.applications asks `keras.utils.get_file` for them."""
-    spec = _check_builtin_name(name)
+    _check_builtin_name(name)
+    filename = imagenet_weights_file(name, image_size)  # the catalogue's, so the web checks the same file
     if name == "vgg16":
-        filename = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
         return filename, f"{KERAS_APPLICATIONS_URL}vgg16/{filename}", "64373286793e3c8b2b4e3219cbf3544b"
     if name == "vgg16_conv":
-        filename = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
         return filename, f"{KERAS_APPLICATIONS_URL}vgg16/{filename}", "6d6bbae143d832006294945121d1f1fc"
-    size = spec["image_size"] if image_size is None else image_size
-    rows = size if size in _MOBILENET_V2_ROWS else 224
-    filename = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
     return filename, f"{KERAS_APPLICATIONS_URL}mobilenet_v2/{filename}", None
 
 
@@ -695,6 +690,10 @@ def inspect_file(path: Path, output: str | None = None, input_size: int | None =
         raise ValueError(f"A backbone is a .keras, .h5 or .tflite file; {path.name} is none of these.")
     if not path.is_file():
         raise ValueError(f"There is no file called {path.name}.")
+    with open(path, "rb") as handle:  # the real reason for a wrong file, before a reader invents one
+        problem = model_file_problem(path.name, handle.read(HEAD_BYTES))
+    if problem:
+        raise ValueError(problem)
     input_size = _check_size(input_size)
     output = (output or "").strip() or None
     weights = f"sha256:{file_sha256(path)}"

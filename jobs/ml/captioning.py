@@ -152,6 +152,7 @@ class CaptionResult:
     samples_per_epoch: int = 0  # (image, prefix, next word) training samples
     samples_per_second: float = 0.0  # training throughput (training batches only, validation excluded)
     split_sizes: dict = field(default_factory=dict)  # images per split as used: {"train", "val", "test"}
+    model_epoch: int = 0  # the epoch whose weights were scored and saved: best_epoch unless they were lost
 
 
 # --- features -------------------------------------------------------------------------------------
@@ -852,4 +853,5 @@ def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str
         samples_per_epoch=train_set.n_samples,
         samples_per_second=round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0,
         split_sizes={"train": len(train), "val": len(val), "test": len(test)},
+        model_epoch=callback.best_epoch if callback.best_weights is not None else len(history),
     )

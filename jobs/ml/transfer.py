@@ -58,6 +58,7 @@ from jobs.ml.training import (
     device_plan,
     forget_state,
     make_optimizer,
+    restore_best,
 )
 
 MODES = ("extract", "finetune")
@@ -89,7 +90,8 @@ class TransferConfig:
     augment_flip: bool = True  # finetune only: extract mode trains on fixed features
     augment_rotation: float = 0.0
     augment_zoom: float = 0.0
-    early_stopping_patience: int | None = None  # on val_loss, restore best weights
+    early_stopping_patience: int | None = None  # on val_loss
+    keep_best: bool = True  # save the weights of the epoch with the lowest val_loss, not the last epoch's
     seed: int = 0
     architecture: str = "transfer"  # the name recorded in the metadata: transfer, vgg16_transfer, ...
 
@@ -253,25 +255,29 @@ def build_transfer_model(backbone: Backbone, num_classes: int, seed: int = 0, na
 
 
 def _result(history, best_epoch, scores, class_names, model_path, summary, device, images_per_second, started,
-            evaluated_on, stopped_early, epochs_run) -> TrainResult:
+            evaluated_on, stopped_early, epochs_run, model_epoch) -> TrainResult:
     return TrainResult(
         history=history, best_epoch=best_epoch, test_loss=scores["loss"], test_accuracy=scores["accuracy"],
         confusion_matrix=scores["confusion_matrix"], classes=list(class_names), per_class=scores["per_class"],
         mistakes=scores["mistakes"], model_path=str(model_path), summary=summary, device=device,
         images_per_second=images_per_second, seconds=round(time.perf_counter() - started, 2),
         evaluated_on=evaluated_on, stopped_early=stopped_early, epochs_run=epochs_run,
-        predictions=scores["predictions"],
+        predictions=scores["predictions"], model_epoch=model_epoch,
     )
 
 
 class _Callback(JobCallback):
-    """jobs.ml.training's progress, metrics and early stopping, without the per-epoch checkpoint.
+    """jobs.ml.training's progress, metrics, best weights and early stopping, without the per-epoch
+    checkpoint and with the best weights in memory only.
 
-    The checkpoint exists so a classifier's training can resume; transfer runs are short (and
-    have no resume), and saving a model every epoch would cost more than an epoch of the head.
+    Both files exist so a classifier's training can resume; transfer runs are short (and have no
+    resume), and writing a model every epoch would cost more than an epoch of the head.
     """
 
     def _checkpoint(self) -> None:
+        pass
+
+    def _save_best(self) -> None:
         pass
 
 
@@ -352,8 +358,7 @@ def _train_extract(train, val, test, class_names, backbone, features, config, wo
                     validation=(x_val, y_val))
     finally:
         forget_state(workdir)  # early stopping keeps its best weights on disk while training runs
-    if config.early_stopping_patience and callback.best_weights is not None:
-        head.set_weights(callback.best_weights)
+    model_epoch = restore_best(head, callback)
 
     sink.progress(TRAIN_END, f"Evaluating on the {len(eval_items)} {where} images")
     probabilities = np.concatenate([np.asarray(head.predict_on_batch(x_eval[i:i + 1024]))
@@ -365,7 +370,7 @@ def _train_extract(train, val, test, class_names, backbone, features, config, wo
     history = callback.history
     return _result(history, callback.best_epoch or len(history), scores, class_names, model_path, summary, device,
                    round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0, started,
-                   "test" if test else "validation", callback.stopped_early, callback.epochs_run)
+                   "test" if test else "validation", callback.stopped_early, callback.epochs_run, model_epoch)
 
 
 # --- transfer: finetune mode -----------------------------------------------------------------------
@@ -428,8 +433,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
                       shuffle=False)
         finally:
             forget_state(workdir)
-        if config.early_stopping_patience and callback.best_weights is not None:
-            model.set_weights(callback.best_weights)
+        model_epoch = restore_best(model, callback)
 
         eval_items, where = (test, "test") if test else (val, "validation")
         eval_ds = make_dataset(eval_items, size, channels, config.batch_size, cache_dir=cache_dir, name="eval")
@@ -455,7 +459,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
     return _result(history, callback.best_epoch or len(history), scores, class_names, model_path, summary,
                    plan.description,
                    round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0, started,
-                   "test" if test else "validation", callback.stopped_early, callback.epochs_run)
+                   "test" if test else "validation", callback.stopped_early, callback.epochs_run, model_epoch)
 
 
 def train_transfer(train: list[tuple[str, int]], val: list[tuple[str, int]], test: list[tuple[str, int]],
@@ -581,4 +585,4 @@ def train_logreg(train: list[tuple[str, int]], val: list[tuple[str, int]], test:
     sink.progress(1.0, "Done")
     return _result([{"epoch": 1, **metrics}], 1, scores, class_names, model_path, summary, device,
                    round(len(train) / fit_seconds, 1) if fit_seconds else 0.0, started,
-                   "test" if test else where, False, 1)
+                   "test" if test else where, False, 1, 1)

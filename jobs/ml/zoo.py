@@ -107,6 +107,14 @@ def _lenet5(keras, x, num_classes: int, init):
 # Seed 000's conv stack, one tuple of filter counts per block; every block but the last pools.
 _CNN_BLOCKS = ((64, 64), (128, 128), (256, 256), (512,), (512,), (1024,))
 
+# How much of its old moving mean and variance a BatchNormalization layer keeps at each step. Keras's
+# 0.99 needs several hundred steps to forget its starting statistics (0.99^50 still keeps 60% of them),
+# and a small dataset gives fewer: 144 images in batches of 32 make 50 steps in ten epochs, after which
+# the model evaluated and saved (inference mode, moving statistics) is not the one that trained (batch
+# statistics). Training sets it per run from the epoch's length (`build_model(bn_momentum=...)`,
+# jobs.ml.training.batch_norm_momentum); this is the value for models built for anything else.
+BN_MOMENTUM = 0.9
+
 
 def _cnn(keras, x, num_classes: int, init):
     # Seed 000 puts batch normalization after the layer and its activation ("BN 放在全连接层和激活函数
@@ -115,13 +123,13 @@ def _cnn(keras, x, num_classes: int, init):
         for index, count in enumerate(filters, start=1):
             name = f"block{block}_conv{index}"
             x = keras.layers.Conv2D(count, 3, padding="same", activation="relu", name=name, **init())(x)
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
         if block < len(_CNN_BLOCKS):
             x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     for index, units in enumerate((1024, 256), start=1):
         x = keras.layers.Dense(units, activation="relu", name=f"fc{index}", **init())(x)
-        x = keras.layers.BatchNormalization(name=f"fc{index}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"fc{index}_bn")(x)
     return x
 
 
@@ -152,13 +160,15 @@ _BUILDERS: dict[str, Callable] = {
 }
 
 
-def build_model(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int | None = None) -> keras.Model:
+def build_model(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int | None = None,
+                bn_momentum: float | None = None) -> keras.Model:
     """Uncompiled model taking float inputs already scaled to 0..1 (the training pipeline rescales), ending in an
     n-way softmax.
 
     Raises ValueError, with a sentence for the user, for an unknown name, an input smaller than
     the architecture's `min_image_size` or fewer than two classes. With `seed`, the initial
-    weights are reproducible without touching the process-wide random state.
+    weights are reproducible without touching the process-wide random state. `bn_momentum`, for
+    the architectures with batch normalisation, replaces BN_MOMENTUM (no weights depend on it).
     """
     shape, num_classes = check_input(name, input_shape, num_classes)
     if name not in SCRATCH:
@@ -171,7 +181,12 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, *, seed
     # float32 softmax even under a mixed-precision policy: float16 probabilities underflow.
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions",
                                  **init())(features)
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    if bn_momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum  # read at each training step, and saved with the layer's config
+    return model
 
 
 def _output_shape(layer) -> str:

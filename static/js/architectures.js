@@ -76,8 +76,13 @@
       const datasets = page.results || [];
       const ready = datasets.filter(d => d.status === "ready" && d.kind === "classification" && (d.classes || []).length >= 2);
       if (!ready.length) return;
+      // Two datasets of one name are told apart (as every dataset menu does: webapp/datasets/choices.py).
+      const seen = {};
+      ready.forEach(d => { seen[d.name] = (seen[d.name] || 0) + 1; });
+      const day = iso => new Date(iso).toLocaleDateString(undefined, { day: "numeric", month: "short" });
+      const label = d => seen[d.name] > 1 ? d.name + " (#" + d.id + ", " + d.num_items.toLocaleString() + " images, " + day(d.created_at) + ")" : d.name;
       pickers.forEach(pick => {
-        pick.append(...ready.map(d => el("option", { value: d.id, "data-classes": d.classes.length }, d.name + " (" + d.classes.length + " classes)")));
+        pick.append(...ready.map(d => el("option", { value: d.id, "data-classes": d.classes.length }, label(d) + " (" + d.classes.length + " classes)")));
         pick.closest("label").hidden = false;
       });
     })

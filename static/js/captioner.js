@@ -26,6 +26,29 @@
     const option = backbone.selectedOptions[0];
     $("backbone-help").textContent = option ? option.dataset.description : "";
     $("weights-field").hidden = !option || option.dataset.weights !== "1";
+    checkWeights();
+  }
+
+  /* ImageNet weights that are not on this server (data-weights-present="0", from the page): a job would
+     download them first, which fails after a few seconds on a server without internet. Say so before
+     Start, and offer a backbone that works here, or random weights when none does. */
+  function checkWeights() {
+    const option = backbone.selectedOptions[0];
+    const missing = !!option && option.dataset.weightsPresent === "0" && weights.value === "imagenet";
+    $("weights-missing").hidden = !missing;
+    if (!missing) return;
+    const mb = option.dataset.weightsMb;
+    $("weights-missing-title").textContent = "The ImageNet weights of " + backboneTitle(option) + " are not on this server.";
+    $("weights-missing-text").textContent = "A job would have to download them first" + (mb ? " (" + mb + " MB)" : "") +
+      ", which fails on a server without internet.";
+    const working = [...backbone.options].find(o => o.dataset.weightsPresent !== "0");
+    const offer = $("use-working-backbone");
+    offer.textContent = working ? "Use " + backboneTitle(working) + " instead" : "Use random weights instead";
+    offer.onclick = () => {
+      if (working) { backbone.value = working.value; weights.value = "imagenet"; } else { weights.value = "random"; }
+      applyBackbone();
+      summarize();
+    };
   }
 
   function describeDataset() {
@@ -94,6 +117,7 @@
   VL.launcher(form, { button: $("caption-start"), collect });
 
   backbone.addEventListener("change", applyBackbone);
+  weights.addEventListener("change", checkWeights);
   datasetSelect.addEventListener("change", describeDataset);
   earlyOn.addEventListener("change", () => { patience.disabled = !earlyOn.checked; });
   form.addEventListener("input", summarize);

@@ -15,14 +15,15 @@
     const when = new Date(node.getAttribute("datetime"));
     if (!isNaN(when)) node.textContent = when.toLocaleString();
   });
+  document.querySelectorAll("[data-fraction]").forEach(node => {  // a run's test accuracy, as the jobs list shows it
+    node.textContent = (Number(node.dataset.fraction) * 100).toFixed(1) + "%";
+  });
   document.querySelectorAll("[data-bytes]").forEach(node => {
     const n = Number(node.dataset.bytes);
     if (n) node.textContent = bytes(n);
   });
 
-  document.getElementById("delete-form").addEventListener("submit", event => {
-    if (!window.confirm("Delete this dataset and its files? Jobs that used it keep their records.")) event.preventDefault();
-  });
+  // Deleting asks first: the form's data-confirm (static/js/confirm.js).
 
   /* ---- while a worker reads it ---- */
 

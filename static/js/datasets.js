@@ -74,6 +74,24 @@
     return /\.zip$/i.test(f.name);
   }
 
+  /* Why a file named .zip is not one, from its first bytes ("" when it starts like a zip): said at
+     once, before a byte is sent. The server refuses it too, when it reads the archive. */
+  const ZIP_STARTS = [[0x50, 0x4b, 0x03, 0x04], [0x50, 0x4b, 0x05, 0x06]];
+  const OTHER_FILES = [
+    [[0xff, 0xd8, 0xff], "a JPEG image"], [[0x89, 0x50, 0x4e, 0x47], "a PNG image"], [[0x47, 0x49, 0x46, 0x38], "a GIF image"],
+    [[0x25, 0x50, 0x44, 0x46], "a PDF document"], [[0x1f, 0x8b], "a gzip file (.gz or .tar.gz)"],
+    [[0x52, 0x61, 0x72, 0x21], "a RAR archive"], [[0x37, 0x7a, 0xbc, 0xaf], "a 7-Zip archive"],
+  ];
+  async function notAZip(f) {
+    const head = new Uint8Array(await f.slice(0, 8).arrayBuffer());
+    const startsWith = bytes => bytes.every((b, i) => head[i] === b);
+    if (!head.length) return "“" + f.name + "” is empty. Choose the .zip of your images.";
+    if (ZIP_STARTS.some(startsWith)) return "";
+    const other = OTHER_FILES.find(([bytes]) => startsWith(bytes));
+    return "“" + f.name + "” is not a zip archive: " + (other ? "its first bytes are those of " + other[1] : "it does not start like one") +
+      ". Choose the .zip of your images itself (one folder per class, or images with a captions file).";
+  }
+
   async function choose(chosen) {
     if (!chosen || running) return;
     showError("");
@@ -85,6 +103,15 @@
       startButton.disabled = true;
       $("dropzone-title").textContent = "Drop a .zip here";
       showError("“" + chosen.name + "” is not a .zip archive. Put your images in a zip (one folder per class, or images with a captions file) and choose that.");
+      return;
+    }
+    const problem = await notAZip(chosen).catch(() => "");  // unreadable here: the server will say
+    if (problem) {
+      file = null;
+      startButton.disabled = true;
+      zone.classList.remove("chosen");
+      $("dropzone-title").textContent = "Drop a .zip here";
+      showError(problem);
       return;
     }
     file = chosen;

@@ -115,12 +115,21 @@
     return best;
   }
 
+  /* The curves in a fixed frame: while the job runs the x-axis spans every planned epoch (params.epochs),
+     so the lines grow into it instead of the axis stretching under them; once it has ended, the epochs it
+     trained. No epoch yet: one sentence instead of two empty frames, and a job that ended without any
+     epoch has no curves card at all. The best epoch is "best so far" until the job ends, then "best". */
   function updateCurves(job) {
     const metrics = job.metrics || [];
-    const best = bestIndex(metrics, job.result);
-    const signature = JSON.stringify(metrics) + "|" + best;
+    const active = VL.ACTIVE.includes(job.status);
+    document.getElementById("curves-card").hidden = !metrics.length && !active;
+    document.getElementById("curves").hidden = !metrics.length;
     document.getElementById("curves-empty").hidden = metrics.length > 0;
-    if (signature === training.chartSignature || !Chart) return;
+    const best = bestIndex(metrics, job.result);
+    const first = Math.min(1, ...metrics.map(m => m.epoch));
+    const last = Math.max(first, ...metrics.map(m => m.epoch), active ? Number(job.params.epochs) || 0 : 0);
+    const signature = JSON.stringify(metrics) + "|" + best + "|" + last + "|" + active;
+    if (!metrics.length || signature === training.chartSignature || !Chart) return;
     training.chartSignature = signature;
     if (!training.charts) {
       training.charts = {
@@ -128,31 +137,31 @@
         accuracy: lineChart(document.getElementById("accuracy-chart"), "Accuracy", true),
       };
     }
-    const labels = metrics.map(m => m.epoch);
+    const labels = Array.from({ length: last - first + 1 }, (_, i) => first + i);
     const value = v => (typeof v === "number" ? v : null);
+    const byEpoch = key => labels.map(epoch => {
+      const m = metrics.find(row => row.epoch === epoch);
+      return m ? value(m[key]) : null;
+    });
+    const marked = best >= 0 ? metrics[best] : null;
+    const bestAt = marked ? marked.epoch - first : -1;
+    const bestName = active ? "Best so far" : "Best";
     [["loss", "loss", "val_loss"], ["accuracy", "accuracy", "val_accuracy"]].forEach(([name, train, val]) => {
       const chart = training.charts[name];
       const ds = chart.data.datasets;
       chart.data.labels = labels;
-      ds[0].data = metrics.map(m => value(m[train]));
-      ds[1].data = metrics.map(m => value(m[val]));
-      const marked = best >= 0 ? metrics[best] : null;
+      ds[0].data = byEpoch(train);
+      ds[1].data = byEpoch(val);
       const markValue = marked ? (value(marked[val]) ?? value(marked[train])) : null;
-      ds[2].data = metrics.map((_, i) => (i === best ? markValue : null));
-      ds[2].label = best >= 0 ? "Best epoch (" + labels[best] + ")" : "Best epoch";
-      chart.$best = best;
+      ds[2].data = labels.map((_, i) => (i === bestAt ? markValue : null));
+      ds[2].label = marked ? bestName + " (epoch " + marked.epoch + ")" : bestName;
+      chart.$best = bestAt;
       chart.update("none");
     });
     const note = document.getElementById("curves-note");
-    if (best >= 0) {
-      const m = metrics[best];
-      const finished = job.result && job.result.best_epoch !== undefined && job.result.best_epoch !== null;
-      note.textContent = (finished ? "best epoch " : "best so far: epoch ") + labels[best] +
-        (typeof m.val_accuracy === "number" ? " · validation accuracy " + pct(m.val_accuracy) : "") +
-        (typeof m.val_loss === "number" ? " · validation loss " + m.val_loss.toFixed(3) : "");
-    } else {
-      note.textContent = "";
-    }
+    note.textContent = marked ? (active ? "best so far: epoch " : "best: epoch ") + marked.epoch +
+      (typeof marked.val_accuracy === "number" ? " · validation accuracy " + pct(marked.val_accuracy) : "") +
+      (typeof marked.val_loss === "number" ? " · validation loss " + marked.val_loss.toFixed(3) : "") : "";
   }
 
   /* A heat map: the shade of a cell is its share of the row (the true class). */
@@ -175,7 +184,9 @@
               (total ? " (" + pct(share) + " of " + classes[i] + ")" : "") }, n);
         }));
     });
-    return el("table", { class: "confusion", id: "confusion-matrix", "data-testid": "confusion-matrix" },
+    // Names wider than a cell stand on end above their column (cut at 9rem, whole in the title on hover).
+    const long = classes.some(c => String(c).length > 3);
+    return el("table", { class: "confusion" + (long ? " cm-long" : ""), id: "confusion-matrix", "data-testid": "confusion-matrix" },
       el("thead", {}, head), el("tbody", {}, ...rows));
   }
 
@@ -212,8 +223,8 @@
       if (img) img.addEventListener("load", () => { if (img.naturalWidth < 64) img.classList.add("pixelated"); });
       return el("figure", { class: "mistake" }, picture,
         el("figcaption", {},
-          el("span", { class: "mistake-line" }, el("span", { class: "muted" }, "true "), el("strong", { class: "mistake-true" }, m.true)),
-          el("span", { class: "mistake-line" }, el("span", { class: "muted" }, "predicted "), el("strong", { class: "mistake-predicted" }, m.predicted)),
+          el("span", { class: "mistake-line", title: "true " + m.true }, el("span", { class: "muted" }, "true "), el("strong", { class: "mistake-true" }, m.true)),
+          el("span", { class: "mistake-line", title: "predicted " + m.predicted }, el("span", { class: "muted" }, "predicted "), el("strong", { class: "mistake-predicted" }, m.predicted)),
           el("span", { class: "mistake-confidence" }, pct(m.confidence, 0) + " sure")));
     }));
   }
@@ -250,14 +261,14 @@
     document.getElementById("test-loss").textContent = typeof result.test_loss === "number" ? result.test_loss.toFixed(3) : "—";
     const epochs = (job.metrics || []).length;
     document.getElementById("best-epoch").textContent = result.best_epoch ?? "—";
-    // The model keeps the best epoch's weights only with early stopping; else it is the last epoch's.
-    const kept = job.params.early_stopping ? "the model keeps its weights" : "lowest validation loss";
-    document.getElementById("best-epoch-note").textContent = epochs ? "of " + epochs + " trained · " + kept : kept;
+    document.getElementById("best-epoch-note").textContent = (epochs ? "of " + epochs + " trained · " : "") + "lowest validation loss";
+    // Runs from before result.model_epoch kept the best epoch's weights only with early stopping.
+    showModelEpoch(result, result.model_epoch ?? (job.params.early_stopping ? result.best_epoch : epochs));
     document.getElementById("train-time").textContent = duration(result.train_seconds);
     document.getElementById("train-speed").textContent = result.images_per_second
       ? Math.round(result.images_per_second).toLocaleString() + " images/s on " + (job.device || "the worker") : "";
 
-    const modelId = job.model || result.model_id;
+    const modelId = job.model;  // result.model_id outlives a deleted model
     const actions = document.getElementById("model-actions");
     actions.hidden = !modelId;
     if (modelId) {
@@ -277,7 +288,12 @@
   function renderTraining(job) {
     updateCurves(job);
     const resume = document.getElementById("resume-form");
-    if (resume) resume.hidden = !["failed", "cancelled"].includes(job.status);
+    if (resume) resume.hidden = !job.resumable;  // only where it can help (webapp/experiments/resumable.py)
+    const refusal = document.getElementById("resume-refusal");
+    if (refusal) {
+      refusal.textContent = job.resume_refusal || "";
+      refusal.hidden = !job.resume_refusal;
+    }
     if (job.result) (job.kind === "train_captioner" ? drawCaptionResult : drawResult)(job);
   }
 
@@ -297,6 +313,17 @@
   }
 
   /* What the features step did: the backbone, the layer, the size, and whether it ran now or came from the cache. */
+  /* Which epoch the saved (and evaluated) model comes from: the best one unless keeping it was turned off,
+     so nobody reads "Best epoch 3" and assumes the download is epoch 3 when it is epoch 10. */
+  function showModelEpoch(result, epoch) {
+    const line = document.getElementById("model-epoch");
+    if (!line) return;
+    line.hidden = !epoch;
+    line.textContent = !epoch ? "" : epoch === result.best_epoch
+      ? "The saved model is from epoch " + epoch + " (the best validation loss)."
+      : "The saved model is from the last epoch, " + epoch + ".";
+  }
+
   /* The run's plain verdict above its big numbers (result.verdict, webapp/experiments/verdicts.py): a run that
      learned nothing says so before anyone reads its accuracy as a success, and its numbers turn grey. */
   function drawVerdict(cardId, verdict) {
@@ -431,10 +458,11 @@
     document.getElementById("bleu1").textContent = fixed(result.bleu1, 3);
     const epochs = (job.metrics || []).length;
     document.getElementById("best-epoch").textContent = result.best_epoch ?? "—";
-    document.getElementById("best-epoch-note").textContent = (epochs ? "of " + epochs + " trained · " : "") + "lowest validation loss, kept";
+    document.getElementById("best-epoch-note").textContent = (epochs ? "of " + epochs + " trained · " : "") + "lowest validation loss";
+    showModelEpoch(result, result.model_epoch ?? result.best_epoch);
     document.getElementById("train-time").textContent = duration(result.train_seconds);
     document.getElementById("train-speed").textContent = result.params ? num(result.params) + " parameters" : "";
-    const modelId = job.model || result.model_id;
+    const modelId = job.model;  // result.model_id outlives a deleted model
     const actions = document.getElementById("model-actions");
     actions.hidden = !modelId;
     if (modelId) {
@@ -540,6 +568,10 @@
     pruned.hidden = job.status !== "pruned";
     document.getElementById("job-pruned-text").textContent = job.status === "pruned" ? job.message || "" : "";
     document.getElementById("cancel-form").hidden = !VL.ACTIVE.includes(job.status) || job.cancel_requested;
+    const place = document.getElementById("queue-position");  // "3rd in the cpu queue, after ..."
+    place.textContent = job.queue_position ? job.queue_position.text : "";
+    place.hidden = !job.queue_position;
+    document.getElementById("delete-job-form").hidden = VL.ACTIVE.includes(job.status);  // cancel first
     facts(document.getElementById("job-facts"), [
       ["Dataset", job.dataset ? el("a", { href: "/datasets/" + job.dataset + "/" }, job.params.dataset_name || "#" + job.dataset)
         : (job.params.dataset_name ? job.params.dataset_name + " (deleted)" : null)],

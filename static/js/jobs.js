@@ -128,18 +128,21 @@
     }
     compareLink.textContent = ids.length ? "Compare " + ids.length : "Compare";
     compareClear.hidden = !ids.length;
+    deletePicked.hidden = !ids.length;
+    deletePicked.textContent = ids.length ? "Delete " + ids.length : "Delete selected";
     compareNote.textContent = !ids.length ? `Tick ${COMPARE_MIN} to ${COMPARE_MAX} runs to compare them.`
       : ids.length < COMPARE_MIN ? `${[...picked.values()].join(", ")} ticked: tick at least one more.`
       : ids.length > COMPARE_MAX ? `${ids.length} runs ticked: compare at most ${COMPARE_MAX}; untick some.`
       : `${ids.length} runs ticked.`;
   }
 
-  compareClear.addEventListener("click", () => {
+  function untickAll() {
     picked.clear();
     tbody.querySelectorAll("input.pick").forEach(box => { box.checked = false; });
     tbody.querySelectorAll("tr.picked").forEach(tr => tr.classList.remove("picked"));
     updateCompare();
-  });
+  }
+  compareClear.addEventListener("click", untickAll);
   tbody.addEventListener("change", event => {
     const box = event.target;
     if (!box.classList.contains("pick")) return;
@@ -147,6 +150,61 @@
     if (box.checked) picked.set(id, box.dataset.title); else picked.delete(id);
     box.closest("tr").classList.toggle("picked", box.checked);
     updateCompare();
+  });
+
+  /* ---- deleting the ticked runs: all or none, after a confirmation that says what goes ---- */
+
+  const deletePicked = $("delete-picked");
+  const deleteDone = $("delete-done");
+  const deleteProblem = $("delete-problem");
+
+  function csrfToken() {
+    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function deleteSentence(ids) {
+    const boxes = ids.map(id => tbody.querySelector(`input.pick[value="${id}"]`)).filter(Boolean);
+    const models = boxes.filter(box => box.dataset.model).length;
+    const runs = ids.length === 1 ? "this run" : "these " + ids.length + " runs";
+    const active = boxes.filter(box => box.dataset.active).map(box => box.dataset.title);
+    return (active.length ? active.join(", ") + (active.length === 1 ? " is" : " are") + " still queued or running: cancel "
+        + (active.length === 1 ? "it" : "them") + " first, or the delete is refused. " : "")
+      + "Deleting " + runs + " removes " + (ids.length === 1 ? "its" : "their") + " records, metrics and logs"
+      + (models ? ", and the " + (models === 1 ? "model" : models + " models") + " they trained with " + (models === 1 ? "its" : "their")
+        + " files and any public demo link" : "")
+      + ". This cannot be undone.";
+  }
+
+  deletePicked.addEventListener("click", async () => {
+    const ids = [...picked.keys()];
+    if (!ids.length) return;
+    const ok = await VL.confirm({ title: ids.length === 1 ? "Delete " + picked.get(ids[0]) + "?" : "Delete " + ids.length + " runs?",
+      text: deleteSentence(ids), action: ids.length === 1 ? "Delete run" : "Delete " + ids.length + " runs" });
+    if (!ok) return;
+    deletePicked.disabled = true;
+    let response, data = {};
+    try {
+      response = await fetch("/api/jobs/delete/", { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ ids }) });
+      data = await response.json().catch(() => ({}));
+    } catch (err) {
+      response = null;
+    }
+    deletePicked.disabled = false;
+    if (!response || !response.ok) {
+      deleteDone.hidden = true;
+      deleteProblem.textContent = response ? (data.detail || "The server refused (error " + response.status + ").")
+        : "The server did not answer. Check your connection and try again.";
+      deleteProblem.hidden = false;
+      return;
+    }
+    deleteProblem.hidden = true;
+    deleteDone.textContent = "Deleted " + (ids.length === 1 ? picked.get(ids[0]) : ids.length + " runs") + ".";
+    deleteDone.hidden = false;
+    untickAll();
+    load(true);
   });
 
   /* ---- drawing a row ---- */
@@ -232,7 +290,8 @@
   function row(job) {
     const title = job.kind_label + " #" + job.id;
     const box = el("input", { type: "checkbox", class: "pick", value: job.id, "data-title": title,
-      "aria-label": "Tick " + title + " to compare" });
+      "data-model": job.model || null, "data-active": VL.ACTIVE.includes(job.status) ? "1" : null,
+      "aria-label": "Tick " + title + " to compare or delete" });
     box.checked = picked.has(job.id);
     return el("tr", { "data-job": job.id, class: picked.has(job.id) ? "picked" : null },
       el("td", { class: "pick-col" }, box),

@@ -152,6 +152,32 @@
   const shareOn = $("share-on"), shareOff = $("share-off"), shareStatus = $("share-status");
   const urlBox = $("share-url"), shareButton = $("share-button"), revokeButton = $("share-revoke");
 
+  /* The link carries the host this page was opened by. Others cannot open localhost, a private network's
+     address (10/8, 172.16/12, 192.168/16, link-local) or a .local name: say so, and what to do. */
+  function privateHost(url) {
+    let host;
+    try { host = new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, ""); } catch (err) { return null; }
+    const octets = host.split(".").map(Number);
+    const ipv4 = octets.length === 4 && octets.every(n => Number.isInteger(n) && n >= 0 && n <= 255) && /^[\d.]+$/.test(host);
+    if (host === "localhost" || host.endsWith(".localhost") || host === "::1" || host === "0.0.0.0") return { host, local: true };
+    if (ipv4 && octets[0] === 127) return { host, local: true };
+    if (ipv4 && (octets[0] === 10 || (octets[0] === 172 && octets[1] >= 16 && octets[1] <= 31)
+      || (octets[0] === 192 && octets[1] === 168) || (octets[0] === 169 && octets[1] === 254))) return { host, local: false };
+    if (host.includes(":") && /^(fc|fd|fe[89ab])/.test(host)) return { host, local: false };
+    if (host.endsWith(".local") || host.endsWith(".internal") || host.endsWith(".lan")) return { host, local: false };
+    return null;
+  }
+
+  function warnHost(url) {
+    const box = $("share-host-warning");
+    const found = url ? privateHost(url) : null;
+    box.hidden = !found;
+    if (!found) return;
+    box.textContent = found.local
+      ? "This link points to " + found.host + ", which means this computer: nobody else can open it. Open VisionLab by an address others can reach (its host name or public address), then revoke this link and share again."
+      : "This link points to " + found.host + ", a private address: only people on the same network can open it. To share it more widely, open VisionLab by a public address, then revoke this link and share again.";
+  }
+
   function shareState(url, message, isError) {
     shareOn.hidden = !url;
     shareOff.hidden = Boolean(url);
@@ -159,6 +185,7 @@
       urlBox.value = url;
       $("share-open").href = url;
     }
+    warnHost(url);
     shareStatus.textContent = message || "";
     shareStatus.classList.toggle("field-error", Boolean(isError));
   }
@@ -190,6 +217,12 @@
   });
 
   revokeButton.addEventListener("click", async () => {
+    const ok = await VL.confirm({
+      title: "Switch off this demo link?",
+      text: "Anyone who opens it will be told the demo was switched off. Sharing again makes a different link: this one never works again.",
+      action: "Revoke link",
+    });
+    if (!ok) return;
     revokeButton.disabled = true;
     const { error } = await shareCall("DELETE");
     revokeButton.disabled = false;
@@ -199,6 +232,7 @@
     shareButton.focus();
   });
 
+  warnHost(urlBox.value);
   urlBox.addEventListener("focus", () => urlBox.select());
   $("share-copy").addEventListener("click", async () => {
     let copied = false;

@@ -87,7 +87,7 @@
     const mine = choices.datasets.filter(d => d.kind === wanted);
     datasetSelect.replaceChildren(
       ...(mine.length !== 1 ? [el("option", { value: "" }, mine.length ? "Choose a dataset…" : "No ready " + (wanted === "captions" ? "caption" : "classification") + " dataset")] : []),
-      ...mine.map(d => el("option", { value: d.id }, d.name + " — " + (wanted === "captions"
+      ...mine.map(d => el("option", { value: d.id }, (d.label || d.name) + " — " + (wanted === "captions"
         ? d.items.toLocaleString() + " photos" : d.classes + " classes · " + d.items.toLocaleString() + " images"))));
     if (mine.some(d => String(d.id) === previous)) datasetSelect.value = previous;
     datasetSelect.disabled = !mine.length;

@@ -1,6 +1,9 @@
-/* The launch form: a dataset, an architecture and Start. The rest is prefilled per architecture
-   (image size and colour mode follow the chosen architecture until the user edits them) and
-   sent as JSON to POST /api/jobs/, so the page and API clients share one validation.
+/* The launch form: a dataset, an architecture and Start. The rest is prefilled: image size and colour
+   mode follow the dataset within the chosen architecture's limits until the user edits them (the
+   API's rule for a launch that leaves them out, webapp/experiments/input_defaults.py), a built-in
+   dataset's suggested run preselects its architecture and settings, and grayscale input for classes
+   that differ by colour is warned about. The form is sent as JSON to POST /api/jobs/, so the page and
+   API clients share one validation.
    Transfer and feature architectures add a backbone (built-in, uploaded or a trained
    classifier), its weights and the mode; their input size and colours come from the backbone. */
 (function () {
@@ -51,8 +54,9 @@
   const FINETUNE_RATE = "0.00001"; // large steps would wreck the pretrained weights
 
   /* Fields the user changed by hand keep their value when the architecture changes. */
+  const epochsInput = $("f-epochs");
   const edited = new Set();
-  [imageSize, colorMode, learningRate].forEach(input => input.addEventListener("input", () => edited.add(input.name)));
+  [imageSize, colorMode, learningRate, epochsInput].forEach(input => input.addEventListener("input", () => edited.add(input.name)));
   let userBackbone = null; // the backbone chosen by hand (or in the link); presets show theirs without forgetting it
   backboneSelect.addEventListener("change", () => { userBackbone = backboneSelect.value; });
 
@@ -65,14 +69,94 @@
     return option && option.value ? option : null;
   }
 
+  /* The input the chosen dataset calls for with the chosen architecture: its typical side within the
+     architecture's limits (at least its smallest size, at most the size it proposes) and its colours. */
+  function datasetInput(arch) {
+    const option = chosenDataset();
+    const min = Number(arch.dataset.minSize), cap = Number(arch.dataset.imageSize);
+    const side = option && option.dataset.side ? Number(option.dataset.side) : null;
+    return {
+      side, size: side === null ? cap : Math.max(min, Math.min(side, cap)),
+      colorMode: option && option.dataset.colorMode ? option.dataset.colorMode : arch.dataset.colorMode,
+    };
+  }
+
   function applyArchitectureDefaults() {
     const arch = chosenArch();
     if (!arch) return;
-    if (!edited.has("image_size")) imageSize.value = arch.dataset.imageSize;
-    if (!edited.has("color_mode")) colorMode.value = arch.dataset.colorMode;
+    const input = datasetInput(arch);
+    if (!edited.has("image_size")) imageSize.value = input.size;
+    if (!edited.has("color_mode")) colorMode.value = input.colorMode;
     imageSize.min = arch.dataset.minSize;
-    $("image-size-help").textContent = arch.dataset.title + " takes " + arch.dataset.imageSize +
-      " px by default and at least " + arch.dataset.minSize + " px. Every image is resized to this square.";
+    const from = input.side === null ? "" : "This dataset's images are about " + input.side + " px, so " + input.size + " px is proposed. ";
+    $("image-size-help").textContent = from + arch.dataset.title + " needs at least " + arch.dataset.minSize +
+      " px and proposes at most " + arch.dataset.imageSize + " px. Every image is resized to this square.";
+    warnColour();
+  }
+
+  /* Grayscale input for classes told apart by their colour: said under the field and next to Start. */
+  function warnColour() {
+    const option = chosenDataset(), arch = chosenArch();
+    const show = Boolean(option && arch && !usesBackbone(arch) && option.dataset.differsByColour === "1" &&
+      colorMode.value === "grayscale");
+    $("colour-warning").hidden = !show;
+    $("colour-warning-start").hidden = !show;
+  }
+
+  /* A built-in dataset's suggested run: shown under the dataset, and prefilled unless the person already
+     chose an architecture or edited the fields it sets. Values it prefilled go back to their defaults when
+     another dataset is picked. */
+  const prefilled = new Map(); // input -> the value the suggestion put there
+  let suggestedArch = null; // the radio the suggestion checked (not the person)
+
+  function suggestion() {
+    const option = chosenDataset();
+    if (!option || !option.dataset.suggestion) return null;
+    try { return JSON.parse(option.dataset.suggestion); } catch (err) { return null; }
+  }
+
+  function describeSuggestion() {
+    const s = suggestion();
+    const box = $("dataset-suggestion");
+    box.hidden = !s;
+    if (!s) return;
+    $("suggestion-text").textContent = s.title + " (" + s.architecture + ") with " + s.settings + ".";
+    $("suggestion-why").textContent = s.why;
+  }
+
+  function undoSuggestion() {
+    prefilled.forEach((value, input) => {
+      if (!edited.has(input.name) && input.value === String(value)) input.value = input.defaultValue;
+    });
+    prefilled.clear();
+  }
+
+  function applySuggestion(force) {
+    const s = suggestion();
+    if (!s) return;
+    const radio = archRadios.find(r => r.value === s.architecture);
+    const current = chosenArch();
+    if (radio && (force || !current || current === suggestedArch)) {
+      radio.checked = true;
+      suggestedArch = radio;
+    }
+    if (force) ["image_size", "color_mode", ...Object.keys(s.params)].forEach(name => edited.delete(name));
+    applySuggestedParams();
+    applyArchitectureDefaults();
+    applyBackbone();
+  }
+
+  /* The suggestion's settings belong to its architecture: set while that one is chosen, undone otherwise. */
+  function applySuggestedParams() {
+    undoSuggestion();
+    const s = suggestion(), arch = chosenArch();
+    if (!s || !arch || arch.value !== s.architecture) return;
+    Object.entries(s.params).forEach(([name, value]) => {
+      const input = $("f-" + name);
+      if (!input || edited.has(name)) return;
+      input.value = value;
+      prefilled.set(input, value);
+    });
   }
 
   function usesBackbone(arch) {
@@ -91,11 +175,12 @@
   function applyBackbone() {
     const arch = chosenArch();
     const on = usesBackbone(arch);
+    warnColour();
     $("backbone-panel").hidden = !on;
     $("input-fields").hidden = on;
     $("input-from-backbone").hidden = !on;
     if (!on) {
-      if (!edited.has("learning_rate")) learningRate.value = LEARNING_RATE;
+      if (!edited.has("learning_rate")) learningRate.value = prefilled.has(learningRate) ? prefilled.get(learningRate) : LEARNING_RATE;
       return;
     }
     const fixed = arch.dataset.fixedBackbone === "1";
@@ -141,6 +226,8 @@
     }
     info.replaceChildren(el("strong", {}, option.dataset.classes + " classes"), ": " + option.dataset.classNames + " · ",
       el("a", { href: "/datasets/" + option.value + "/" }, "see the dataset"));
+    // A class too small for the split (webapp/datasets/checks.py): said now, not after Start.
+    if (option.dataset.warning) info.append(el("span", { class: "dataset-choice-warning", role: "alert" }, option.dataset.warning));
   }
 
   /* One line under Advanced and one next to Start, so nobody has to open Advanced to know. */
@@ -328,6 +415,8 @@
   }
 
   archRadios.forEach(r => r.addEventListener("change", () => {
+    suggestedArch = null; // the person's choice from now on
+    applySuggestedParams();
     applyArchitectureDefaults();
     applyBackbone();
     const slot = form.querySelector('[data-error-for="architecture"]');
@@ -335,6 +424,10 @@
     summarize();
   }));
   datasetSelect.addEventListener("change", () => {
+    undoSuggestion();
+    applySuggestion(false);
+    describeSuggestion();
+    applyArchitectureDefaults();
     describeDataset();
     const slot = form.querySelector('[data-error-for="dataset"]');
     if (!slot.hidden) { slot.hidden = true; slot.closest(".field").classList.remove("has-error"); }
@@ -351,7 +444,11 @@
   form.addEventListener("change", summarize);
   form.addEventListener("submit", submit);
 
-  imageSize.placeholder = "the architecture's default";
+  imageSize.placeholder = "from the dataset";
+  colorMode.addEventListener("change", warnColour);
+  $("suggestion-use").addEventListener("click", () => { undoSuggestion(); applySuggestion(true); summarize(); });
+  if (!preset) applySuggestion(false); // a link naming an architecture wins over the suggestion
+  describeSuggestion();
   applyArchitectureDefaults();
   applyBackbone();
   describeDataset();

@@ -22,12 +22,14 @@ from webapp.datasets.serializers import (
     DatasetListSerializer,
     DatasetSerializer,
     ReferenceSerializer,
+    RereadSerializer,
     UploadSerializer,
 )
 from webapp.experiments import live
 from webapp.experiments.api import QueueUnavailableError
 from webapp.experiments.kinds import QueueUnavailable
 from webapp.experiments.models import Job
+from webapp.experiments.serializers import DetailSerializer
 
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 MAX_ITEMS_PAGE = 500
@@ -94,10 +96,11 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     def perform_destroy(self, dataset):
         services.delete_dataset(dataset)
 
-    @extend_schema(request=ReferenceSerializer, responses={201: DatasetSerializer})
+    @extend_schema(request=ReferenceSerializer, responses={201: DatasetSerializer, 200: DatasetSerializer})
     @action(detail=False, methods=["post"])
     def reference(self, request):
-        """Import a built-in dataset (offline) or a reference dataset (downloaded by Keras)."""
+        """Import a built-in dataset (offline) or a reference dataset (downloaded by Keras). One you already
+        have (ready or being read) is answered with 200 and that dataset, not made a second time."""
         from webapp.datasets.sources import SOURCES
 
         incoming = ReferenceSerializer(data=request.data)
@@ -105,6 +108,9 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         source = SOURCES.get(incoming.validated_data["name"])
         if source is None:
             raise ValidationError({"name": [f"Unknown dataset; choose one of {', '.join(SOURCES)}."]})
+        existing = services.existing_source(request.user, source.source)
+        if existing is not None:
+            return Response(self.get_serializer(existing).data, status=status.HTTP_200_OK)
         try:
             dataset = services.dataset_from_source(request.user, source.source, source.title, source.kind)
         except QueueUnavailable as exc:
@@ -112,6 +118,23 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         except services.UploadRejected as exc:
             return rejected(exc)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RereadSerializer, responses={202: DatasetSerializer, 409: DetailSerializer})
+    @action(detail=True, methods=["post"])
+    def reread(self, request, pk=None):
+        """Read a failed dataset's kept archive again as another kind: class folders uploaded as captions
+        (its warnings hold "looks_like_classification") become a classification dataset, without uploading
+        the archive a second time."""
+        dataset = self.get_object()
+        incoming = RereadSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        try:
+            dataset = services.read_again(dataset, incoming.validated_data["kind"])
+        except services.UploadRejected as exc:
+            return rejected(exc)
+        except QueueUnavailable as exc:
+            raise QueueUnavailableError(str(exc)) from exc
+        return Response(self.get_serializer(dataset).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=[
         OpenApiParameter("label", str), OpenApiParameter("split", str),

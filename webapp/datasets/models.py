@@ -52,6 +52,10 @@ class Dataset(models.Model):
     split_counts = models.JSONField(default=dict, blank=True)
     split_seed = models.PositiveIntegerField(default=0)
     has_split_files = models.BooleanField(default=False)
+    # What ingestion found that will get in the way later, each {"code", "message", ...}: e.g.
+    # "too_few_images" (a class too small for the split; a training launch is refused) or
+    # "looks_like_classification" (class folders uploaded as captions; the page offers to read it so).
+    warnings = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     ready_at = models.DateTimeField(null=True, blank=True)
 
@@ -79,6 +83,10 @@ class Dataset(models.Model):
 
     def remove_files(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def warning(self, code: str) -> dict | None:
+        """The stored warning with this code, or None."""
+        return next((w for w in self.warnings or [] if w.get("code") == code), None)
 
 
 class DatasetItem(models.Model):

@@ -6,20 +6,29 @@ from rest_framework import serializers
 
 from webapp.datasets.models import Dataset, DatasetItem, Upload
 from webapp.experiments.models import Job
+from webapp.experiments.public import relative_paths
 
 
 class DatasetSerializer(serializers.ModelSerializer):
     job = serializers.SerializerMethodField(
         help_text="The latest ingestion job: id, status, progress, message.")
+    error = serializers.SerializerMethodField(help_text="Why it failed, as a sentence; empty unless it failed.")
+    warnings = serializers.JSONField(read_only=True, help_text=(
+        'What will get in the way later, each {"code", "message", ...}: "too_few_images" (a class too small for '
+        'the train/validation/test split: training on it is refused; "classes", "needed") or '
+        '"looks_like_classification" (class folders uploaded as captions: POST reread/ with kind classification).'))
 
     class Meta:
         model = Dataset
         fields = [
             "id", "name", "kind", "status", "error", "num_items", "classes", "num_captions", "skipped",
             "source", "original_filename", "archive_bytes", "content_hash", "split_counts",
-            "has_split_files", "stats", "created_at", "ready_at", "job",
+            "has_split_files", "stats", "created_at", "ready_at", "job", "warnings",
         ]
         read_only_fields = fields
+
+    def get_error(self, dataset: Dataset) -> str:
+        return relative_paths(dataset.error)  # rows written before errors were scrubbed at the source
 
     def get_job(self, dataset: Dataset) -> dict | None:
         job = dataset.jobs.filter(kind=Job.Kind.INGEST).order_by("-id").first()
@@ -50,6 +59,10 @@ class DatasetCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 "Send the archive either as `file` or as a finished `upload` id.")
         return data
+
+
+class RereadSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Dataset.Kind.choices, help_text="Read the same archive as this kind.")
 
 
 class ReferenceSerializer(serializers.Serializer):

@@ -166,6 +166,39 @@ def dataset_from_source(owner, source: str, name: str, kind: str) -> Dataset:
     return _start_ingestion(_new_dataset(owner, name, kind, source=source))
 
 
+def existing_source(owner, source: str) -> Dataset | None:
+    """The owner's dataset already made from this one-click source (ready or being read), so "Add" twice
+    opens it instead of making a silent duplicate; a failed one does not count (adding again retries)."""
+    return (Dataset.objects.filter(owner=owner, source=source).exclude(status=Dataset.Status.FAILED)
+            .order_by("-created_at", "-id").first())
+
+
+def read_again(dataset: Dataset, kind: str) -> Dataset:
+    """Read a failed dataset's kept archive again as `kind` (class folders uploaded as captions).
+
+    Only an archive ingestion kept for this (the "looks_like_classification" warning) can be read
+    again; anything else was removed when the dataset failed and must be uploaded again.
+    """
+    from webapp.datasets.checks import LOOKS_LIKE_CLASSIFICATION
+
+    if dataset.status != Dataset.Status.FAILED or not dataset.warning(LOOKS_LIKE_CLASSIFICATION) \
+            or not dataset.archive_path.is_file():
+        raise UploadRejected("Only a dataset whose archive was kept after it failed can be read again; "
+                             "upload the archive again instead.", status=409)
+    problem = redis_problem()
+    if problem:
+        raise QueueUnavailable(problem)
+    try:
+        with transaction.atomic():
+            Dataset.objects.filter(pk=dataset.pk).update(kind=kind, status=Dataset.Status.PENDING, error="",
+                                                         warnings=[])
+            dataset.refresh_from_db()
+            launch_job(dataset.owner, Job.Kind.INGEST, {"dataset_name": dataset.name}, dataset=dataset)
+    except LaunchRefused as exc:
+        raise UploadRejected(str(exc), status=exc.status) from None
+    return dataset
+
+
 def delete_dataset(dataset: Dataset) -> None:
     """Remove the files and the row; jobs that used it keep their records (dataset set to null).
 

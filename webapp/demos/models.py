@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from django.db import models
@@ -28,3 +29,36 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"Demo of {self.model}"
+
+    @classmethod
+    def revoke(cls, model) -> bool:
+        """Switch off `model`'s demo link, if it has one, remembering that its token was revoked (so the
+        old URL can say so). Sharing again makes a new token: a revoked link never comes back."""
+        link = cls.objects.filter(model=model).first()
+        if link is None:
+            return False
+        RevokedLink.objects.get_or_create(digest=RevokedLink.digest_of(link.token))
+        link.delete()
+        return True
+
+
+class RevokedLink(models.Model):
+    """A demo token its owner switched off (revoked, or its model deleted), kept as a SHA-256 digest.
+
+    It lets the old URL answer "switched off by its owner" instead of "no demo here", without the
+    database keeping the token itself.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    revoked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Revoked demo {self.digest[:8]}"
+
+    @staticmethod
+    def digest_of(token: str) -> str:
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @classmethod
+    def was_revoked(cls, token: str) -> bool:
+        return cls.objects.filter(digest=cls.digest_of(token)).exists()

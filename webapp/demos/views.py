@@ -3,31 +3,49 @@
 Nothing here needs a login and nothing here reaches past the ShareLink the token names: the
 page shows that model's name and what it was trained on, the endpoint captions with that
 model only, and examples are served by position from the list fixed when the link was made.
-A revoked link is a deleted row, so every URL under it answers 404 at once.
+A revoked link is a deleted row, so every URL under it answers 404 at once; its page then says, in
+the demo's own style and with nothing of the app around it, that its owner switched it off (the
+revoked token is remembered as a digest, webapp.demos.models.RevokedLink) or that there is no demo
+at this address.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from PIL import Image
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from webapp.demos.models import ShareLink
+from webapp.demos.models import RevokedLink, ShareLink
 from webapp.throttling import DemoThrottle, Paused
+
+SWITCHED_OFF = "This demo has been switched off by its owner."
+NOT_HERE = "There is no demo at this address."
+
+
+def _gone_sentence(token: str) -> str:
+    return SWITCHED_OFF if RevokedLink.was_revoked(token) else NOT_HERE
 
 
 def _link(token: str) -> ShareLink:
-    return get_object_or_404(ShareLink.objects.select_related("model", "model__dataset"), token=token)
+    link = ShareLink.objects.select_related("model", "model__dataset").filter(token=token).first()
+    if link is None:
+        raise Http404(_gone_sentence(token))
+    return link
 
 
 @never_cache
 def demo_page(request, token: str):
-    link = _link(token)
+    try:
+        link = _link(token)
+    except Http404 as gone:  # still a 404, but a page in the demo's style that says why
+        headline = str(gone)
+        return render(request, "demos/gone.html", {"revoked": headline == SWITCHED_OFF, "headline": headline},
+                      status=404)
     return render(request, "demos/demo.html", {
         "token": link.token,
         "title": link.model.name,

@@ -6,23 +6,46 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Count
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 
-from webapp.experiments import job_lists, live
-from webapp.experiments.kinds import KINDS, QueueUnavailable, cancel_job, launch_job, rerun_params, resume_job
+from webapp.experiments import deletion, job_lists, live
+from webapp.experiments.input_defaults import launch_warnings
+from webapp.experiments.kinds import (
+    KINDS,
+    QueueUnavailable,
+    ResumeRefused,
+    cancel_job,
+    launch_job,
+    rerun_params,
+    resume_job,
+)
 from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job, Project, Tag
 from webapp.experiments.public import relative_paths
 from webapp.experiments.serializers import (
     DetailSerializer,
+    JobBulkDeletedSerializer,
+    JobBulkDeleteSerializer,
     JobCreateSerializer,
     JobEditSerializer,
     JobSerializer,
     ProjectSerializer,
 )
+
+
+class JobCreatedSerializer(JobSerializer):
+    """The new job, as GET answers it, with sentences about settings that will likely disappoint."""
+
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True, help_text=(
+        "Plain sentences about a launch that starts but will likely disappoint, e.g. grayscale input for "
+        "classes that differ by colour; empty when there is nothing to say."))
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
 
 
 class QueueUnavailableError(APIException):
@@ -61,7 +84,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             log = [relative_paths(line) for line in log]
         return Response({**self.get_serializer(job).data, "log_tail": log})
 
-    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
+    @extend_schema(request=JobCreateSerializer, responses={201: JobCreatedSerializer})
     def create(self, request, *args, **kwargs):
         incoming = JobCreateSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
@@ -73,16 +96,22 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             raise QueueUnavailableError(str(exc)) from exc
         except LaunchRefused as exc:
             return Response({"detail": str(exc)}, status=exc.status)
-        return Response(JobSerializer(job, context={"request": request}).data,
+        # A valid launch that will likely disappoint (grayscale for classes that differ by colour) starts
+        # anyway; "warnings" says why in sentences, as the Train form does before Start.
+        warnings = launch_warnings(data["kind"], data["params"], data.get("dataset_obj"))
+        return Response({**JobSerializer(job, context={"request": request}).data, "warnings": warnings},
                         status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: JobSerializer, 409: DetailSerializer})
+    @extend_schema(request=None, responses={202: JobSerializer, 400: DetailSerializer, 409: DetailSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        """Continue a failed or cancelled training job from its last checkpoint."""
+        """Continue a failed or cancelled training job from its last checkpoint; 400 with the reason when
+        resuming cannot help it (its inputs were refused, or it left no checkpoint)."""
         job = self.get_object()
         try:
             resumed = resume_job(job.id)
+        except ResumeRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except QueueUnavailable as exc:
             raise QueueUnavailableError(str(exc)) from exc
         except LaunchRefused as exc:
@@ -147,6 +176,38 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                             status=status.HTTP_409_CONFLICT)
         job.refresh_from_db()
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={204: None, 409: DetailSerializer})
+    def destroy(self, request, *args, **kwargs):
+        """Delete an ended job with its metrics, its trained model and their files. A queued or running job is
+        refused (409): cancel it first, since a worker may still be writing its files."""
+        try:
+            deletion.delete_jobs([self.get_object()])
+        except deletion.DeleteRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=JobBulkDeleteSerializer, responses={200: JobBulkDeletedSerializer, 404: DetailSerializer,
+                                                               409: DetailSerializer})
+    @action(detail=False, methods=["post"], url_path="delete")
+    def delete_many(self, request):
+        """Delete several jobs at once, all or none: an id that is not one of your jobs answers 404 and a job
+        that cannot go yet answers 409 with why, and then nothing is deleted."""
+        incoming = JobBulkDeleteSerializer(data=request.data)
+        if not incoming.is_valid():
+            return Response({"detail": first_error(incoming.errors)}, status=status.HTTP_400_BAD_REQUEST)
+        ids = list(dict.fromkeys(incoming.validated_data["ids"]))
+        jobs = list(Job.objects.filter(owner=request.user, id__in=ids).select_related("sweep"))
+        missing = sorted(set(ids) - {job.id for job in jobs})
+        if missing:
+            listed = ", ".join(f"#{n}" for n in missing[:10]) + (" and more" if len(missing) > 10 else "")
+            raise NotFound(f"You have no job {listed}; nothing was deleted." if len(missing) == 1
+                           else f"You have no jobs {listed}; nothing was deleted.")
+        try:
+            deletion.delete_jobs(jobs)
+        except deletion.DeleteRefused as exc:
+            return Response({"detail": f"Nothing was deleted. {exc}"}, status=status.HTTP_409_CONFLICT)
+        return Response({"deleted": sorted(ids)})
 
 
 def first_error(errors) -> str:

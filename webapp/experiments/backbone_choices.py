@@ -8,11 +8,13 @@ colour mode the backbone reads, and whether its layers can be fine-tuned (only K
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from rest_framework import serializers
 
-from jobs.ml.catalog import BUILTIN_BACKBONES  # a plain catalogue: importing it loads no TensorFlow
+from jobs.ml.catalog import BUILTIN_BACKBONES, imagenet_weights_file  # plain catalogue: no TensorFlow
 
 WEIGHTS = ("imagenet", "random")
 
@@ -63,6 +65,19 @@ def resolve(key: str, user) -> BackboneChoice:
     raise serializers.ValidationError(
         f"There is no backbone called {key!r}. Use one of {', '.join(BUILTIN)}, backbones/<id> for one you "
         "uploaded, or models/<id> for a classifier you trained.")
+
+
+def weights_file(name: str) -> Path:
+    """Where a built-in's ImageNet weights sit in the Keras cache, as Keras looks for them
+    ($KERAS_HOME/models/, which the settings place under DATA_DIR unless it is set)."""
+    home = os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser()
+    return Path(home) / "models" / imagenet_weights_file(name)
+
+
+def weights_present(name: str) -> bool:
+    """Whether a job could start on this built-in's ImageNet weights without downloading them: a job
+    that must download them fails after a few seconds on a server without internet."""
+    return weights_file(name).is_file()
 
 
 def choices_for(user) -> list[BackboneChoice]:

@@ -21,10 +21,12 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from jobs.ml import scaling as scalings  # a plain catalogue: importing it loads no TensorFlow
+from jobs.ml import signatures  # the standard library only
 from webapp.datasets.models import Dataset
 from webapp.experiments import limits
 from webapp.experiments.models import Backbone
 from webapp.experiments.models_api import ask_or_503
+from webapp.experiments.public import relative_paths
 
 SUFFIXES = {".keras": Backbone.Format.KERAS, ".h5": Backbone.Format.H5, ".tflite": Backbone.Format.TFLITE}
 SCALING_CHOICES = [("auto", "Decided by the file (quantized input, TFLite metadata), raw 0..255 otherwise"),
@@ -102,6 +104,11 @@ class BackboneUploadSerializer(ScalingFields):
         if upload.size > settings.BACKBONE_MAX_BYTES:
             raise serializers.ValidationError(
                 f"This file is larger than the {settings.BACKBONE_MAX_BYTES // 2**20} MiB a backbone may be.")
+        upload.seek(0)
+        problem = signatures.model_file_problem(upload.name, upload.read(signatures.HEAD_BYTES))
+        upload.seek(0)
+        if problem:  # said here, in a moment, instead of by a sandboxed Keras in its own words
+            raise serializers.ValidationError(problem)
         return upload
 
     def validate_labels(self, upload):
@@ -162,9 +169,8 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             raise
         if "error" in answer:
             _discard(backbone)
-            # The worker names the stored copy; the person knows the file by the name they chose.
-            error = answer["error"].replace(backbone.file_path.name, upload.name)
-            return Response({"file": [error]}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"file": [_as_uploaded(answer["error"], backbone, upload.name)]},
+                            status=status.HTTP_400_BAD_REQUEST)
         backbone.output = answer["layer"]
         backbone.input_size, backbone.channels = answer["image_size"], answer["channels"]
         backbone.feature_shape = answer["feature_shape"]
@@ -195,7 +201,8 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
                 record["scaling"], source = None, ""
             answer = ask_or_503(*_check_call(backbone, record, dataset), timeout=_sandbox_wait())
             if "error" in answer:
-                return Response({"input_scaling": [answer["error"]]}, status=status.HTTP_400_BAD_REQUEST)
+                return Response({"input_scaling": [_as_uploaded(answer["error"], backbone, backbone.filename)]},
+                                status=status.HTTP_400_BAD_REQUEST)
             backbone.input_scaling = answer.get("scaling", record["scaling"])
             backbone.scaling_source = answer.get("scaling_source", source)
             backbone.sanity = _with_dataset(answer["sanity"], dataset)
@@ -204,6 +211,12 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
 
     def perform_destroy(self, backbone):
         _discard(backbone)
+
+
+def _as_uploaded(error: str, backbone: Backbone, filename: str) -> str:
+    """The worker's sentence with the stored copy called by the name its owner uploaded, and no server path."""
+    error = error.replace(str(backbone.file_path), filename).replace(backbone.file_path.name, filename)
+    return relative_paths(error)
 
 
 def _record(backbone: Backbone) -> dict:

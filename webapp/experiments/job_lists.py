@@ -198,6 +198,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 def filter_options(owner, params) -> dict:
     """The jobs page's filter menus, from the owner's own data, each option marked `selected` as the
     query string `params` asks (so a bookmarked view opens as it was)."""
+    from webapp.datasets.choices import named_datasets
     from webapp.datasets.models import Dataset
 
     try:
@@ -227,7 +228,8 @@ def filter_options(owner, params) -> dict:
             ("status", "Status", "Any status", menu([("active", "Active (queued or running)"), *Job.Status.choices],
                                                     "status")),
             ("dataset", "Dataset", "All datasets", menu(
-                Dataset.objects.filter(owner=owner).order_by("name").values_list("id", "name"), "dataset")),
+                [(d.id, d.choice_name) for d in named_datasets(Dataset.objects.filter(owner=owner).order_by("name"))],
+                "dataset")),
             ("architecture", "Architecture", "All architectures",
              menu([(name, name) for name in architectures], "architecture")),
             ("tag", "Tag", "Any tag", menu([(name, name) for name in Tag.objects.filter(owner=owner)
@@ -250,7 +252,8 @@ class JobRowSerializer(JobSerializer):
     test_loss, bleu1..bleu4, ...). Its summary columns and `curve` are the list's numbers."""
 
     class Meta(JobSerializer.Meta):
-        fields = [name for name in JobSerializer.Meta.fields if name not in ("metrics", "record")]
+        fields = [name for name in JobSerializer.Meta.fields
+                  if name not in ("metrics", "record", *JobSerializer.DETAIL_ONLY)]
         read_only_fields = fields
 
     def to_representation(self, job: Job) -> dict:

@@ -16,9 +16,10 @@ from rest_framework import serializers
 from jobs.ml.catalog import ARCHITECTURES
 from jobs.provenance import code_version
 from jobs.queues import Queue
-from webapp.experiments import limits, live, params
+from webapp.experiments import input_defaults, limits, live, params
 from webapp.experiments.backbone_choices import WEIGHTS, BackboneChoice, resolve
 from webapp.experiments.models import Job, Project
+from webapp.experiments.resumable import RESUMABLE_KINDS, resume_refusal  # noqa: F401 - RESUMABLE_KINDS: its old home
 from webapp.redis_client import REDIS_ERRORS, redis_problem
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,20 @@ def ready_dataset(dataset_id: int, user, kind: str | None):
 
 
 def _describe(name: str, shape: list[int], classes: int) -> dict:
-    """The model summary, from the inference worker (which builds models; it caches each shape)."""
-    from webapp.experiments.inference import ask
+    """The model summary, from the inference worker (which builds models; it caches each shape).
 
+    When no live worker serves the inference queue nobody would answer, so it says so at once
+    instead of holding the launch for MEMORY_CHECK_TIMEOUT (the launch then goes ahead unchecked).
+    """
+    from webapp.experiments.inference import ask
+    from webapp.ops.workers import read_presence
+
+    try:
+        serving = any(Queue.INFERENCE in w.get("queues", []) for w in read_presence().values())
+    except REDIS_ERRORS:
+        serving = True  # ask() says what is wrong with Redis
+    if not serving:
+        raise LookupError("No inference worker is running to describe the model.")
     return ask("inference.describe_architecture", name, shape, classes, timeout=MEMORY_CHECK_TIMEOUT)
 
 
@@ -99,9 +111,9 @@ class BackboneParams(serializers.Serializer):
 
 
 class TrainParams(params.TRAIN.serializer_base("TrainFields"), BackboneParams):
-    """A training run. Only `dataset` and `architecture` are needed; the rest has defaults
-    chosen per architecture, so a newcomer picks two things and presses Start. The tunable
-    parameters are declared in `params.TRAIN`."""
+    """A training run. Only `dataset` and `architecture` are needed; the rest has defaults, so a
+    newcomer picks two things and presses Start: image size and colour mode from the dataset within
+    the architecture's limits (webapp.experiments.input_defaults), the others declared in `params.TRAIN`."""
 
     dataset = serializers.IntegerField(help_text="A ready classification dataset of yours.")
     architecture = serializers.ChoiceField(choices=sorted(ARCHITECTURES))
@@ -110,9 +122,14 @@ class TrainParams(params.TRAIN.serializer_base("TrainFields"), BackboneParams):
         help_text="Ignored: the dataset's own train/validation/test split is used, so runs compare.")
 
     def validate_dataset(self, dataset_id: int):
+        from webapp.datasets.checks import small_classes, too_few_sentence
+
         dataset = ready_dataset(dataset_id, self.context["request"].user, "classification")
         if len(dataset.classes) < 2:
             raise serializers.ValidationError("This dataset has fewer than two classes.")
+        small = small_classes(dataset)  # from its rows, so a dataset read before the warning existed is checked too
+        if small:
+            raise serializers.ValidationError(too_few_sentence(small))
         return dataset
 
     def validate(self, attrs):
@@ -122,8 +139,8 @@ class TrainParams(params.TRAIN.serializer_base("TrainFields"), BackboneParams):
         else:
             for key in ("backbone", "weights", "mode"):
                 attrs.pop(key, None)
-        attrs.setdefault("image_size", arch.default_image_size)
-        attrs.setdefault("color_mode", "grayscale" if arch.default_channels == 1 else "rgb")
+        # Left out: from the dataset (its typical side within the architecture's limits, its colours).
+        input_defaults.fill_input(attrs, arch, attrs["dataset"])
         if attrs["image_size"] < arch.min_image_size:
             raise serializers.ValidationError({"image_size": [
                 f"{arch.title} needs images of at least {arch.min_image_size}x{arch.min_image_size} pixels."]})
@@ -304,17 +321,20 @@ def auto_queue() -> str:
     return Queue.GPU if has_gpu else Queue.CPU
 
 
-# Job kinds that checkpoint every epoch in their working folder, and so can continue where they stopped.
-RESUMABLE_KINDS = (Job.Kind.TRAIN, Job.Kind.TRAIN_CAPTIONER)
+class ResumeRefused(Exception):
+    """Resume cannot help this job (webapp.experiments.resumable); str() says why and what to do."""
 
 
 def resume_job(job_id: int) -> bool:
     """Queue a failed or cancelled training job (classifier or caption model) again; it continues
-    from its last checkpoint."""
-    job = Job.objects.filter(id=job_id, kind__in=RESUMABLE_KINDS,
-                             status__in=(Job.Status.FAILED, Job.Status.CANCELLED)).first()
+    from its last checkpoint. ResumeRefused when resuming cannot help it; False when it changed
+    state meanwhile (ended, or resumed by another request)."""
+    job = Job.objects.filter(id=job_id).first()
     if job is None:
         return False
+    problem = resume_refusal(job)
+    if problem:
+        raise ResumeRefused(problem)
     limits.check_active_jobs(job.owner)
     problem = redis_problem()
     if problem:
@@ -322,8 +342,8 @@ def resume_job(job_id: int) -> bool:
     priority = limits.priority_for(job.owner)
     params = {**job.params, "resume": True}
     if not Job.objects.filter(id=job.id, status=job.status).update(
-        status=Job.Status.QUEUED, params=params, error="", message="Queued to resume", cancel_requested=False,
-        finished_at=None, updated_at=timezone.now(),
+        status=Job.Status.QUEUED, params=params, error="", failure="", message="Queued to resume",
+        cancel_requested=False, finished_at=None, updated_at=timezone.now(),
     ):
         return False
     job.refresh_from_db()
@@ -344,7 +364,7 @@ def _enqueue(job: Job, spec: JobKind, priority: int = 0) -> None:
     except Exception as exc:  # kombu and redis raise many types for "cannot connect"
         log.error("Could not enqueue job %s: %s", job.id, exc)
         error = QueueUnavailable(f"{type(exc).__name__}: {exc}")
-        Job.finish(job.id, Job.Status.FAILED, error=str(error), message="Not started")
+        Job.finish(job.id, Job.Status.FAILED, error=str(error), message="Not started", failure=Job.Failure.NOT_STARTED)
         raise error from exc
 
 

@@ -87,3 +87,11 @@ def is_cancel_requested(job_id: int, client=None) -> bool:
 
 def clear_cancel(job_id: int) -> None:
     get_redis().delete(_cancel_key(job_id))
+
+
+def forget(job_id: int) -> None:
+    """Drop a deleted job's live state, log and cancel flag at once instead of waiting for their expiry."""
+    try:
+        get_redis().delete(_live_key(job_id), _log_key(job_id), _cancel_key(job_id))
+    except REDIS_ERRORS:
+        pass  # they expire by themselves within LIVE_TTL_SECONDS

@@ -13,7 +13,7 @@ from django.shortcuts import render
 
 from jobs.ml.catalog import BUILTIN_BACKBONES
 from jobs.ml.scaling import SCALINGS
-from webapp.experiments.backbone_choices import BUILTIN, choices_for
+from webapp.experiments.backbone_choices import BUILTIN, choices_for, weights_present
 from webapp.experiments.backbones_api import SCALING_CHOICES
 from webapp.experiments.models import Job
 from webapp.redis_client import redis_problem
@@ -23,19 +23,50 @@ GROUPS = (("builtin", "Built in"), ("uploaded", "Uploaded by you"), ("models", "
 
 def backbone_groups(user) -> list[dict]:
     """Every backbone `user` may pick, grouped for a <select>: built-ins, uploaded files, trained classifiers."""
+    from webapp.datasets.choices import short_date, told_apart
+    from webapp.experiments.models import Backbone
+
     groups: dict[str, list[dict]] = {key: [] for key, _ in GROUPS}
-    for choice in choices_for(user):
+    added = {b.key: b.created_at for b in Backbone.objects.filter(owner=user).only("id", "created_at")}
+
+    def details(choice) -> str:  # two uploads of one name, told apart
+        when = added.get(choice.key)
+        return f"#{choice.key.partition('/')[2]}" + (f", added {short_date(when)}" if when else "")
+
+    for choice, label in told_apart(choices_for(user), lambda c: c.label, details):
         if choice.key in BUILTIN:
             group, description = "builtin", BUILTIN_BACKBONES[choice.key]["description"]
         elif choice.key.startswith("backbones/"):
             group, description = "uploaded", "A feature extractor you uploaded; its own weights are used."
         else:
             group, description = "models", "A classifier you trained, cut before its last layer."
+        builtin = choice.key in BUILTIN
         groups[group].append({
-            "key": choice.key, "label": choice.label, "image_size": choice.image_size, "channels": choice.channels,
+            "key": choice.key, "label": label, "image_size": choice.image_size, "channels": choice.channels,
             "keras": choice.keras, "weights_choice": choice.has_weights_choice, "description": description,
+            # None where there are no ImageNet weights to find (uploaded files, trained models)
+            "weights_present": weights_present(choice.key) if builtin else None,
+            "weights_mb": BUILTIN_BACKBONES[choice.key].get("weights_mb") if builtin else None,
         })
-    return [{"label": label, "choices": groups[key]} for key, label in GROUPS if groups[key]]
+    return [{"label": title, "choices": groups[key]} for key, title in GROUPS if groups[key]]
+
+
+def working_backbone(groups: list[dict], preferred: str) -> tuple[str, str, str]:
+    """(backbone, weights, why) for a form's default: `preferred` with ImageNet weights when they are on
+    this server, else the first choice that works here (a built-in whose weights are present, a backbone
+    you uploaded, a classifier you trained), else `preferred` with random weights. `why` is the sentence
+    the form shows when it did not default to `preferred`, "" when it did."""
+    choices = [choice for group in groups for choice in group["choices"]]
+    wanted = next((c for c in choices if c["key"] == preferred), None)
+    if wanted is None or wanted["weights_present"] is not False:
+        return preferred, "imagenet", ""
+    title = BUILTIN_BACKBONES[preferred]["title"]
+    missing = f"The ImageNet weights of {title} are not on this server"
+    working = next((c for c in choices if c["weights_present"] is not False), None)
+    if working is not None:
+        return working["key"], "imagenet", f"{missing}, so this form starts with one that works here."
+    return preferred, "random", (f"{missing} and no other backbone here has its weights, so this form starts with "
+                                 "random weights, which need no download.")
 
 
 def weights_label(weights: str) -> str:
@@ -66,11 +97,13 @@ def backbone_facts(model) -> dict | None:
     }
 
 
-def _ready_datasets(user, kind: str | None = None):
+def _ready_datasets(user, kind: str | None = None) -> list:
+    """The user's ready datasets (of `kind`), each with its dropdown name (webapp.datasets.choices)."""
+    from webapp.datasets.choices import named_datasets
     from webapp.datasets.models import Dataset
 
     datasets = Dataset.objects.filter(owner=user, status=Dataset.Status.READY)
-    return datasets.filter(kind=kind) if kind else datasets
+    return named_datasets(datasets.filter(kind=kind) if kind else datasets)
 
 
 @login_required
@@ -78,12 +111,17 @@ def captioner_page(request):
     """Launch a caption model: pick a caption dataset; the backbone and the rest have defaults."""
     from webapp.datasets.models import Dataset
 
+    groups = backbone_groups(request.user)
+    backbone, weights, switched = working_backbone(groups, "vgg16")
+    if request.GET.get("backbone"):  # asked for by a link: as asked, and the form warns if it cannot work
+        backbone, weights, switched = request.GET["backbone"], request.GET.get("weights") or "imagenet", ""
     return render(request, "experiments/captioner.html", {
         "datasets": _ready_datasets(request.user, Dataset.Kind.CAPTIONS),
-        "backbone_groups": backbone_groups(request.user),
+        "backbone_groups": groups,
         "selected_dataset": request.GET.get("dataset", ""),
-        "selected_backbone": request.GET.get("backbone", "") or "vgg16",
-        "selected_weights": request.GET.get("weights", "") or "imagenet",
+        "selected_backbone": backbone,
+        "selected_weights": weights,
+        "backbone_switched": switched,
         "queue_problem": redis_problem(),
     })
 

@@ -68,6 +68,13 @@ class Job(models.Model):
         TRAIN_CAPTIONER = "train_captioner", "Caption training"
         EXPORT_MODEL = "export_model", "Model export"
 
+    class Failure(models.TextChoices):
+        INPUTS = "inputs", "Its inputs were refused"  # a UserFacingError: the same inputs fail the same way
+        INTERNAL = "internal", "An internal error"
+        TIME_LIMIT = "time_limit", "It ran past its time limit"
+        WORKER_LOST = "worker_lost", "Its worker died"
+        NOT_STARTED = "not_started", "It never reached a worker"
+
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
@@ -82,6 +89,9 @@ class Job(models.Model):
     message = models.CharField(max_length=300, blank=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Why a failed job failed, in the categories that decide whether Resume can help
+    # (webapp.experiments.resumable): blank while it has not failed, or for a failure of unknown cause.
+    failure = models.CharField(max_length=16, choices=Failure.choices, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="Celery node that ran it.")
     device = models.CharField(max_length=200, blank=True, help_text="CPU or GPU it ran on.")
     cancel_requested = models.BooleanField(default=False)

@@ -15,13 +15,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.ml.catalog import ARCHITECTURES
-from webapp.experiments import exports_api
+from webapp.experiments import deletion, exports_api
 from webapp.experiments.api import QueueUnavailableError, first_error
 from webapp.experiments.inference import InferenceUnavailable, ask
 from webapp.experiments.kinds import EXPORT_FORMATS, KINDS, QueueUnavailable, launch_job
 from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job, TrainedModel
-from webapp.experiments.serializers import JobSerializer
+from webapp.experiments.serializers import DetailSerializer, JobSerializer
 
 
 class InferenceUnavailableError(APIException):
@@ -41,12 +41,23 @@ def ask_or_503(task: str, *args, timeout: float | None = None):
 class TrainedModelSerializer(serializers.ModelSerializer):
     share_url = serializers.SerializerMethodField()
     backbone = serializers.SerializerMethodField()
+    dataset_name = serializers.SerializerMethodField()
+    bleu4 = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainedModel
         fields = ["id", "name", "task", "architecture", "class_names", "image_size", "channels", "test_accuracy",
-                  "backbone", "trained_on", "size_bytes", "job", "dataset", "created_at", "share_url"]
+                  "bleu4", "backbone", "trained_on", "size_bytes", "job", "dataset", "dataset_name", "created_at",
+                  "share_url"]
         read_only_fields = fields
+
+    def get_dataset_name(self, model: TrainedModel) -> str | None:
+        """The dataset's name, or None once it was deleted."""
+        return model.dataset.name if model.dataset_id else None
+
+    def get_bleu4(self, model: TrainedModel) -> float | None:
+        """A caption model's corpus BLEU-4 on its test photos (greedy), from its training run."""
+        return model.job.bleu4 if model.task == TrainedModel.Task.CAPTION else None
 
     def get_backbone(self, model: TrainedModel) -> dict:
         """The backbone the model reads, without where its file sits on the server."""
@@ -58,6 +69,12 @@ class TrainedModelSerializer(serializers.ModelSerializer):
         if link is None or request is None:
             return None
         return request.build_absolute_uri(f"/demo/{link.token}/")
+
+
+class ModelRenameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, error_messages={
+        "blank": "Give the model a name.", "required": "Give the model a name.",
+        "max_length": "Keep the name to 200 characters or fewer."})
 
 
 class ImageSerializer(serializers.Serializer):
@@ -124,10 +141,32 @@ class ArchitectureSummarySerializer(serializers.Serializer):
 class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TrainedModelSerializer
     queryset = TrainedModel.objects.none()  # for the schema's types only: get_queryset() scopes to the owner
-    parser_classes = [MultiPartParser]
+    parser_classes = [JSONParser, MultiPartParser]  # a rename is JSON; photos come as multipart
 
     def get_queryset(self):
-        return TrainedModel.objects.filter(owner=self.request.user)
+        return TrainedModel.objects.filter(owner=self.request.user).select_related("job", "dataset", "share_link")
+
+    @extend_schema(request=ModelRenameSerializer, responses={200: TrainedModelSerializer})
+    def partial_update(self, request, *args, **kwargs):
+        """Rename a model: {"name"}, 1 to 200 characters (spaces around it are dropped)."""
+        model = self.get_object()
+        incoming = ModelRenameSerializer(data=request.data)
+        if not incoming.is_valid():
+            return Response({"detail": first_error(incoming.errors), **incoming.errors}, status=400)
+        model.name = incoming.validated_data["name"]
+        model.save(update_fields=["name"])
+        return Response(self.get_serializer(model).data)
+
+    @extend_schema(request=None, responses={204: None, 409: DetailSerializer})
+    def destroy(self, request, *args, **kwargs):
+        """Delete a model with its files, exports and demo link; 409 with the reason while a queued or running
+        job, a running sweep or another model still needs it (webapp/experiments/deletion.py)."""
+        model = self.get_object()
+        try:
+            deletion.delete_model(model)
+        except deletion.DeleteRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"])
@@ -208,8 +247,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
         model = self.get_object()
         if request.method == "DELETE":
-            deleted, _ = ShareLink.objects.filter(model=model).delete()
-            return Response({"revoked": bool(deleted)})
+            return Response({"revoked": ShareLink.revoke(model)})
         if model.task != TrainedModel.Task.CAPTION:
             return Response({"detail": "Only caption models have a public demo."}, status=400)
         link, created = ShareLink.objects.get_or_create(model=model, defaults={"examples": _examples(model)})

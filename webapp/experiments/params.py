@@ -99,10 +99,11 @@ SEED = Param("seed", "int", 0, "Random seed", "The same seed, data and settings 
              min=0, max=2**31 - 1, sweep=True)
 
 TRAIN = Declaration((
-    Param("image_size", "int", None, "Image size", "Square side every image is resized to; the architecture's "
-          "default if left out.", unit="px", min=8, max=1024, optional=True, sweep=True),
-    Param("color_mode", "choice", None, "Colours", "Grayscale or RGB input; the architecture's default if left out.",
-          choices=("grayscale", "rgb"), optional=True),
+    Param("image_size", "int", None, "Image size", "Square side every image is resized to; if left out, the "
+          "dataset's typical side within the architecture's limits.", unit="px", min=8, max=1024, optional=True,
+          sweep=True),
+    Param("color_mode", "choice", None, "Colours", "Grayscale or RGB input; if left out, RGB when the dataset's "
+          "images are in colour or its classes differ by colour.", choices=("grayscale", "rgb"), optional=True),
     Param("epochs", "int", 10, "Epochs", "Passes over the training images.", unit="epochs", min=1, max=1000,
           sweep=True),
     Param("batch_size", "int", 32, "Batch size", "Images per training step.", unit="images", min=1, max=4096,
@@ -117,8 +118,10 @@ TRAIN = Declaration((
     Param("augment_zoom", "float", 0.0, "Zoom", "Zoom training images in or out at random by up to this "
           "fraction.", min=0.0, max=0.5, sweep=True, step="0.05"),
     Param("early_stopping", "int", None, "Early stopping", "Stop after this many epochs without a better "
-          "validation loss (and keep the best); off when empty.", unit="epochs", min=1, max=100, nullable=True,
+          "validation loss; off when empty.", unit="epochs", min=1, max=100, nullable=True,
           optional=True, sweep=True),
+    Param("keep_best", "bool", True, "Keep the best epoch", "Save the model as it was at the epoch with the "
+          "lowest validation loss; off: as it is after the last epoch.", group="training"),
     Param("mode", "choice", "extract", "Transfer mode", "Transfer models: train the head on cached features "
           "(extract) or also the last block (finetune).", choices=("extract", "finetune"), sweep=True),
     SEED,

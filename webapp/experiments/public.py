@@ -4,7 +4,7 @@ Workers record where they ran because the platform needs it: the job row keeps t
 name (`jobs@<host>`, how a vanished worker's jobs are found), results keep the host in their
 environment, and backbone records the file they read under DATA_DIR. Staff, who run the
 machines, see all of it; everyone else sees the worker's name without its host, results without
-hosts or backbone files, and any path under DATA_DIR in a message or log relative to it.
+hosts or backbone files, and any server path in a message or log as `DATA_DIR/...` (see relative_paths).
 """
 
 from __future__ import annotations
@@ -18,11 +18,29 @@ def worker_name(worker: str) -> str:
 
 
 def relative_paths(text):
-    """`text` with DATA_DIR's own path taken out of every path under it (non-strings as they are)."""
+    """`text` with no server path in it (non-strings as they are): a path under DATA_DIR reads
+    `DATA_DIR/...` (what an administrator needs to act, and nothing about the machine), one under
+    the Keras cache `KERAS_HOME/...`, and one under the code's folder is relative to it.
+
+    Every error sentence a user reads passes through here: job errors and messages, log lines,
+    dataset errors and backbone errors.
+    """
     if not isinstance(text, str):
         return text
-    root = str(settings.DATA_DIR).rstrip("/")
-    return text.replace(root + "/", "").replace(root, "DATA_DIR")
+    for root, name in _roots():
+        text = text.replace(root + "/", name + "/" if name else "").replace(root, name or ".")
+    return text
+
+
+def _roots() -> list[tuple[str, str]]:
+    """(server folder, what to call it), the deepest first so a folder inside another keeps its own name."""
+    import os
+
+    roots = {str(settings.DATA_DIR).rstrip("/"): "DATA_DIR", str(settings.BASE_DIR).rstrip("/"): ""}
+    keras_home = os.environ.get("KERAS_HOME", "").rstrip("/")
+    if keras_home and not any(keras_home == root or keras_home.startswith(root + "/") for root in roots):
+        roots[keras_home] = "KERAS_HOME"
+    return sorted(((root, name) for root, name in roots.items() if len(root) > 1), key=lambda pair: -len(pair[0]))
 
 
 def without_source(backbone):

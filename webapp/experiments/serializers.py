@@ -9,6 +9,8 @@ from webapp.experiments.kinds import KINDS
 from webapp.experiments.models import Job
 from webapp.experiments.params_api import params_help
 from webapp.experiments.public import job_for
+from webapp.experiments.queue_position import queue_position
+from webapp.experiments.resumable import RESUMABLE_KINDS, resume_refusal
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -18,6 +20,18 @@ class JobSerializer(serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)  # null until it starts
     project = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(help_text=(
+        'A queued job\'s place: {"queue", "position", "ahead": [the active jobs before it, oldest first; another '
+        'user\'s only as {"status", "yours": false}], "text"}; null once it runs.'))
+    # Declared, not derived: a read-only model field loses allow_blank, and "" (not failed) must be in the schema.
+    failure = serializers.ChoiceField(choices=Job.Failure.choices, allow_blank=True, read_only=True, help_text=(
+        "Why a failed job failed (blank while it has not, or when the cause is unknown); it decides resumable."))
+    resumable = serializers.SerializerMethodField(help_text="Whether POST resume/ can continue it from a checkpoint.")
+    resume_refusal = serializers.SerializerMethodField(help_text=(
+        "For a failed or cancelled job that cannot be resumed: why, and what to do instead."))
+
+    # Computed per job from the database and its working folder: details only, never list rows.
+    DETAIL_ONLY = ["queue_position", "resumable", "resume_refusal"]
 
     # The record's headline numbers (webapp.experiments.summary), the same in lists and details.
     SUMMARY = ["test_accuracy", "best_val_accuracy", "best_val_loss", "bleu4", "best_epoch", "epochs_run"]
@@ -26,10 +40,10 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "kind_label", "status", "progress", "message", "metrics", "result",
-            "error", "model", "params", "dataset", "queue", "worker", "device", "cancel_requested",
+            "error", "failure", "model", "params", "dataset", "queue", "worker", "device", "cancel_requested",
             "created_at", "started_at", "finished_at", "duration_seconds",
             "project", "tags", "note", "record", "test_accuracy", "best_val_accuracy", "best_val_loss", "bleu4",
-            "best_epoch", "epochs_run", "curve",
+            "best_epoch", "epochs_run", "curve", "queue_position", "resumable", "resume_refusal",
         ]
         read_only_fields = fields
 
@@ -45,6 +59,17 @@ class JobSerializer(serializers.ModelSerializer):
     def get_model(self, job: Job) -> int | None:
         model = getattr(job, "trained_model", None)
         return model.id if model else None
+
+    def get_queue_position(self, job: Job) -> dict | None:
+        return queue_position(job)
+
+    def get_resumable(self, job: Job) -> bool:
+        return job.kind in RESUMABLE_KINDS and resume_refusal(job) is None
+
+    def get_resume_refusal(self, job: Job) -> str | None:
+        if job.kind not in RESUMABLE_KINDS or job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
+            return None
+        return resume_refusal(job)
 
     def to_representation(self, job: Job) -> dict:
         data = super().to_representation(job)
@@ -85,6 +110,18 @@ class JobCreateSerializer(serializers.Serializer):
         data["params"] = dict(params.validated_data)
         data["dataset_obj"] = data["params"].pop("dataset_obj", None)
         return data
+
+
+class JobBulkDeleteSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
+                                max_length=500,
+                                help_text="The jobs to delete, all or none.", error_messages={
+                                    "min_length": "Choose at least one job to delete.",
+                                    "max_length": "Delete at most 500 jobs at a time."})
+
+
+class JobBulkDeletedSerializer(serializers.Serializer):
+    deleted = serializers.ListField(child=serializers.IntegerField())
 
 
 class DetailSerializer(serializers.Serializer):

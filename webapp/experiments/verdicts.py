@@ -48,12 +48,18 @@ def classifier_verdict(result: dict, metrics: Sequence[dict]) -> dict | None:
     rise = _rise(metrics)
     if rise:
         best, last = rise
-        kept = result.get("best_epoch")
-        note = (f" The saved model comes from epoch {kept}." if isinstance(kept, int) and kept != last else "")
+        kept = result.get("model_epoch")  # the epoch the saved, evaluated model is from (the best one by default)
+        if kept == best:
+            return {"level": "fair", "headline": f"Validation loss rose after epoch {best}: it memorised the training "
+                                                 f"images later. The saved model is from epoch {best}, before that: "
+                                                 f"{_percent(accuracy)} on {where}.",
+                    "advice": "Turn on early stopping to skip the epochs after the best one, add augmentation (flips, "
+                              "rotation), or add images."}
+        note = f" The saved model is from epoch {kept}." if isinstance(kept, int) else ""
         return {"level": "fair", "headline": f"Validation loss rose after epoch {best}: it memorised the training "
                                              f"images. {_percent(accuracy)} on {where}.{note}",
-                "advice": "Turn on early stopping to keep the best epoch, add augmentation (flips, rotation), or "
-                          "add images."}
+                "advice": "Keep the best epoch (Advanced, on by default) or turn on early stopping, add augmentation "
+                          "(flips, rotation), or add images."}
     if accuracy >= GOOD_ACCURACY:
         return {"level": "good", "headline": f"Good: {_percent(accuracy)} on {where}.", "advice": ""}
     return {"level": "fair", "headline": f"Better than guessing (1 in {n}): {_percent(accuracy)} on {where}.",

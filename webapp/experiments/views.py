@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -38,6 +40,7 @@ def jobs_page(request):
 
 @login_required
 def job_page(request, job_id: int):
+    from webapp.experiments.deletion import what_job_loses
     from webapp.experiments.kinds import KINDS
     from webapp.experiments.models import Project
 
@@ -50,8 +53,16 @@ def job_page(request, job_id: int):
         params = job.params or {}
         exported = TrainedModel.objects.filter(id=params.get("model"), owner=request.user).first()
         exported_title = FORMATS.get(params.get("format"), ("",))[0]
+    from webapp.experiments.queue_position import queue_position
+    from webapp.experiments.resumable import RESUMABLE_KINDS, resume_refusal
+
+    refusal = resume_refusal(job) if job.kind in RESUMABLE_KINDS else None
     return render(request, "experiments/job.html", {
         "job": job, "can_rerun": KINDS[job.kind].public, "exported": exported, "exported_title": exported_title,
+        "queue_position": queue_position(job),
+        "resumable": job.kind in RESUMABLE_KINDS and refusal is None,
+        "resume_refusal": refusal if job.status in (Job.Status.FAILED, Job.Status.CANCELLED) else None,
+        "delete_warning": what_job_loses(job),
         "tag_names": sorted(job.tags.values_list("name", flat=True)),
         "project_names": list(Project.objects.filter(owner=request.user).values_list("name", flat=True)),
     })
@@ -67,14 +78,40 @@ def cancel_job_page(request, job_id: int):
 
 
 @login_required
+@require_POST
+def delete_job_page(request, job_id: int):
+    """The job page's Delete button (confirmed in the page first): back to the list, or to the job with why not."""
+    from webapp.experiments import deletion
+
+    job = get_object_or_404(Job.objects.select_related("sweep"), id=job_id, owner=request.user)
+    title = f"{job.get_kind_display()} #{job.id}"
+    try:
+        deletion.delete_jobs([job])
+    except deletion.DeleteRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("job", job_id=job.id)
+    messages.success(request, f"Deleted {title} with its record and files.")
+    return redirect("jobs")
+
+
+@login_required
 def train_page(request):
     """The launch form; it posts JSON to /api/jobs/ so the page and scripts share one validation."""
     from jobs.ml.catalog import ARCHITECTURES
+    from webapp.datasets.checks import TOO_FEW_IMAGES
+    from webapp.datasets.choices import named_datasets
     from webapp.datasets.models import Dataset
+    from webapp.experiments import input_defaults
     from webapp.experiments.model_pages import backbone_groups
 
-    datasets = Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY,
-                                      kind=Dataset.Kind.CLASSIFICATION)
+    datasets = named_datasets(Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY,
+                                                     kind=Dataset.Kind.CLASSIFICATION))
+    for dataset in datasets:  # said as soon as it is chosen; Start would be refused with the same sentence
+        dataset.too_few_images = (dataset.warning(TOO_FEW_IMAGES) or {}).get("message", "")
+        # What train.js prefills when it is picked (webapp/experiments/input_defaults.py has the rule).
+        dataset.input = input_defaults.dataset_input(dataset)
+        suggestion = input_defaults.suggestion_for(dataset)
+        dataset.suggestion_json = json.dumps(suggestion) if suggestion else ""
     return render(request, "experiments/train.html", {
         "datasets": datasets,
         "architectures": ARCHITECTURES.values(),
@@ -83,6 +120,7 @@ def train_page(request):
         "selected_backbone": request.GET.get("backbone", ""),
         "selected_weights": request.GET.get("weights", "") or "imagenet",
         "queue_problem": redis_problem(),
+        "grayscale_warning": input_defaults.GRAYSCALE_WARNING,
     })
 
 
@@ -162,13 +200,13 @@ def architectures_page(request):
 @login_required
 @require_POST
 def resume_job_page(request, job_id: int):
-    from webapp.experiments.kinds import resume_job
+    from webapp.experiments.kinds import ResumeRefused, resume_job
 
     job = get_object_or_404(Job, id=job_id, owner=request.user)
     try:
         if not resume_job(job.id):
             messages.info(request, "Only a failed or cancelled training job can be resumed.")
-    except (QueueUnavailable, LaunchRefused) as exc:
+    except (QueueUnavailable, LaunchRefused, ResumeRefused) as exc:
         messages.error(request, str(exc))
     return redirect("job", job_id=job.id)
 

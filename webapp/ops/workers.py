@@ -197,7 +197,7 @@ def fail_jobs_without_message(watch: JobWatch) -> int:
                    .only("id", "queue", "kind", "dataset_id", "worker", "sweep", "trial_number"))
     held = message_task_ids({job.queue for job in waiting}) if waiting else set()
     confirmed = watch.confirm("message", {job.id for job in waiting if job.task_id not in held})
-    return sum(_fail_job(job, LOST_MESSAGE, "Not started", status=Job.Status.QUEUED)
+    return sum(_fail_job(job, LOST_MESSAGE, "Not started", status=Job.Status.QUEUED, failure=Job.Failure.NOT_STARTED)
                for job in waiting if job.id in confirmed)
 
 
@@ -212,12 +212,14 @@ def _fail(jobs, reason: str) -> int:
                for job in jobs.only("id", "worker", "kind", "dataset_id", "sweep", "trial_number"))
 
 
-def _fail_job(job: Job, error: str, message: str, status: str | None = None) -> bool:
+def _fail_job(job: Job, error: str, message: str, status: str | None = None,
+              failure: str = Job.Failure.WORKER_LOST) -> bool:
     """Fail `job` if it is still active (or still `status`); an ingestion fails its dataset too."""
     statuses = (status,) if status else Job.ACTIVE
     now = timezone.now()
     if not Job.objects.filter(id=job.id, status__in=statuses).update(
-            status=Job.Status.FAILED, error=error, message=message, finished_at=now, updated_at=now):
+            status=Job.Status.FAILED, error=error, message=message, failure=failure, finished_at=now,
+            updated_at=now):
         return False
     log.warning("Job %s: %s", job.id, error)
     if job.kind == Job.Kind.INGEST and job.dataset_id:

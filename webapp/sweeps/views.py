@@ -36,15 +36,16 @@ def _objectives() -> dict:
 def _form_choices(user) -> dict:
     """What the New sweep form offers, as one JSON document for sweeps.js."""
     from jobs.ml.catalog import ARCHITECTURES
+    from webapp.datasets.choices import named_datasets
     from webapp.datasets.models import Dataset
     from webapp.experiments.model_pages import backbone_groups
     from webapp.experiments.models import Project
     from webapp.sweeps.serializers import DEFAULT_TRIALS, MAX_PARALLEL
 
-    datasets = Dataset.objects.filter(owner=user, status=Dataset.Status.READY).order_by("-created_at")
+    datasets = named_datasets(Dataset.objects.filter(owner=user, status=Dataset.Status.READY).order_by("-created_at"))
     return {
-        "datasets": [{"id": d.id, "name": d.name, "kind": d.kind, "classes": len(d.classes or []),
-                      "items": d.num_items} for d in datasets],
+        "datasets": [{"id": d.id, "name": d.name, "label": d.choice_name, "kind": d.kind,
+                      "classes": len(d.classes or []), "items": d.num_items} for d in datasets],
         "architectures": [{"name": a.name, "title": a.title, "family": a.family,
                            "image_size": a.default_image_size, "min_image_size": a.min_image_size,
                            "default_backbone": a.default_backbone, "fixed_backbone": a.fixed_backbone}

@@ -47,6 +47,7 @@ class Prepared:
     stored: bytes | None  # a re-encoded PNG, or None to store the original bytes
     suffixes: tuple[str, ...]  # extensions that fit the stored bytes; the first is canonical
     thumbnail: bytes
+    colour: tuple[float, ...] | None = None  # colour_features(): what tells whether colour separates classes
 
 
 @dataclass
@@ -174,6 +175,13 @@ def make_thumbnail(im: Image.Image, size: int, quality: int = THUMB_QUALITY) -> 
     """An RGB JPEG, longest side `size`, upright as the camera meant it, transparency on white.
 
     A new file: nothing of the original's metadata (EXIF, comments, ICC profile) is carried over."""
+    buf = io.BytesIO()
+    thumbnail_image(im, size).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def thumbnail_image(im: Image.Image, size: int) -> Image.Image:
+    """`im` upright, in RGB with transparency on white, longest side at most `size`."""
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block only costs the rotation
@@ -184,9 +192,26 @@ def make_thumbnail(im: Image.Image, size: int, quality: int = THUMB_QUALITY) -> 
         flat.paste(im, mask=im.getchannel("A"))
         im = flat
     im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    return im
+
+
+COLOUR_SIDE = 32  # colour features are read from a copy this small: a mean needs no detail
+
+
+def colour_features(thumb: Image.Image) -> tuple[float, float, float, float, float]:
+    """(brightness, contrast, red-green, yellow-blue, chroma) of an RGB image, each about 0..1.
+
+    The first two are what a grayscale model still sees (the mean and spread of the luma), the
+    other three what only a colour model sees (mean opponent colours, mean max-minus-min channel).
+    Ingestion keeps them per class (stats.ColourStats) to tell whether colour separates the classes.
+    """
+    small = thumb.copy()
+    small.thumbnail((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX)
+    rgb = np.asarray(small.convert("RGB"), dtype=np.float32).reshape(-1, 3) / 255.0
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    return (float(luma.mean()), float(luma.std()), float((r - g).mean()), float(((r + g) / 2 - b).mean()),
+            float((rgb.max(axis=1) - rgb.min(axis=1)).mean()))
 
 
 def decode(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
@@ -311,7 +336,10 @@ def prepare(data: bytes, limits: IngestLimits) -> Prepared | Rejected:
         try:
             keep = mode in KEEP.get(fmt, ())
             stored = None if keep else encode_png(im)
-            thumbnail = make_thumbnail(im, limits.thumb_size)
+            thumb = thumbnail_image(im, limits.thumb_size)
+            buf = io.BytesIO()
+            thumb.save(buf, "JPEG", quality=THUMB_QUALITY)
+            thumbnail, colour = buf.getvalue(), colour_features(thumb)
         except MemoryError:
             raise
         except Exception as exc:  # an exotic mode or format variant: this file only, not the dataset
@@ -321,6 +349,6 @@ def prepare(data: bytes, limits: IngestLimits) -> Prepared | Rejected:
             checksum=hashlib.sha256(data).hexdigest(),
             stored=stored,
             suffixes=SUFFIXES[fmt] if keep else SUFFIXES["PNG"],
-            thumbnail=thumbnail,
+            thumbnail=thumbnail, colour=colour,
         )
 

@@ -40,15 +40,16 @@ from jobs.ml.datasets.model import (
     IngestLimits,
     IngestResult,
     Item,
+    LooksLikeClassification,
     UnusableDataset,
 )
 from jobs.ml.datasets.splits import stratified_split
-from jobs.ml.datasets.stats import ImageStats
+from jobs.ml.datasets.stats import ColourStats, ImageStats
 from jobs.ml.datasets.storage import Storage
 
 __all__ = [
-    "IngestLimits", "IngestResult", "Item", "UnusableDataset", "clean_caption", "ingest_archive",
-    "stratified_split",
+    "IngestLimits", "IngestResult", "Item", "LooksLikeClassification", "UnusableDataset", "clean_caption",
+    "ingest_archive", "stratified_split",
 ]
 
 Progress = Callable[[float, str], None]
@@ -152,6 +153,13 @@ def plan_captions(members: list[Member], reader: ArchiveReader) -> Plan:
     sources = find_caption_sources(members)
     source = sources.used
     if source is None:
+        classes = _class_folders(members)
+        if len(classes) >= 2:
+            shown = ", ".join(classes[:5]) + (f" and {len(classes) - 5:,} more" if len(classes) > 5 else "")
+            raise LooksLikeClassification(
+                f"No captions file found, but the images sit in {len(classes):,} class folders ({shown}): this "
+                "looks like a classification dataset. Read it as Classification, or add Flickr8k.token.txt or "
+                "captions.csv (header image,caption) to caption it.", classes)
         raise UnusableDataset("No captions file found: add Flickr8k.token.txt, or captions.csv with the "
                               "header image,caption.")
     table = _read_table(reader, source, flickr=source is sources.tokens)
@@ -183,6 +191,16 @@ def plan_captions(members: list[Member], reader: ArchiveReader) -> Plan:
     return Plan(tasks, skipped, has_split_files=bool(split_of))
 
 
+IMAGE_NAME_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _class_folders(members: list[Member]) -> list[str]:
+    """The class folders holding images when the archive is laid out for classification, by names alone."""
+    pictures = [m for m in members if m.parts[-1].lower().endswith(IMAGE_NAME_SUFFIXES)]
+    depth = enclosing_depth(m.parts for m in pictures)
+    return sorted({found[0] for m in pictures if (found := class_of(m.parts, depth)) is not None})
+
+
 def _uncaptioned_reason(reader: ArchiveReader, member: Member) -> str:
     try:
         head = reader.head(member)
@@ -203,6 +221,7 @@ class _Run:
         self.digests: list[bytes] = []
         self.labels: Counter[str] = Counter()
         self.image_stats = ImageStats()
+        self.colour_stats = ColourStats()
         self.caption_stats = CaptionStats()
         self.num_items = self.num_captions = self.done = self.total = 0
         self.problem: dict | None = None  # the first image skipped for a reason other than not being one
@@ -254,6 +273,8 @@ class _Run:
                              len(prepared.thumbnail))
         if self.kind == "captions":
             self.caption_stats.add(path, item.captions)
+        else:
+            self.colour_stats.add(item.label, prepared.colour)
         self.batch.append(item)
         if len(self.batch) >= self.batch_size:
             self._flush()
@@ -283,6 +304,8 @@ class _Run:
         stats = self.image_stats.summary()
         if self.kind == "captions":
             stats.update(self.caption_stats.summary())
+        else:
+            stats["colour"] = self.colour_stats.summary()
         classes = ([{"name": name, "count": n} for name, n in sorted(self.labels.items())]
                    if self.kind == "classification" else [])
         result = IngestResult(

@@ -21,6 +21,18 @@ class UnusableDataset(Exception):
     """
 
 
+class LooksLikeClassification(UnusableDataset):
+    """A captions upload without a captions file whose images sit in class folders.
+
+    `classes` names the folders, so the caller can offer to read the same archive as a
+    classification dataset instead of asking for the upload again.
+    """
+
+    def __init__(self, message: str, classes: list[str]):
+        super().__init__(message)
+        self.classes = classes
+
+
 @dataclass(frozen=True)
 class IngestLimits:
     """Bounds that keep a hostile or absurd upload from exhausting the worker."""

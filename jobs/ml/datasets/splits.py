@@ -46,6 +46,19 @@ def split_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
     return n - val - test, val, test
 
 
+def images_needed(fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> int:
+    """The fewest images a class needs so that every split with a nonzero share gets at least one.
+
+    A smaller class trains on all its images and is never validated or tested on, so the
+    accuracy said about it would be made up: ingestion warns about it, and training refuses it.
+    """
+    wanted = [f > 0 for f in fractions]
+    n = 1
+    while [count > 0 for count in split_counts(n, fractions)] != wanted and n < 1000 * len(fractions):
+        n += 1
+    return n
+
+
 def stratified_split(keys_by_label: dict[str, list], fractions: Sequence[float] = (0.8, 0.1, 0.1),
                      seed: int = 0) -> dict:
     """{key: "train" | "val" | "test"} with each label split in the given proportions.

@@ -118,22 +118,28 @@ def _render(size: int, background: Colour, shapes: Sequence[tuple], noise: float
     return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), "RGB")
 
 
-def _contrasting_colours(rng: np.random.Generator, min_distance: float = 140.0) -> tuple[Colour, Colour]:
-    """A random background and a random fill far enough apart that the shape stays visible."""
-    while True:
-        background, fill = rng.integers(0, 256, size=(2, 3))
-        if np.linalg.norm(background - fill) >= min_distance:
-            return tuple(int(v) for v in background), tuple(int(v) for v in fill)
+def _light_ground_dark_fill(rng: np.random.Generator) -> tuple[Colour, Colour]:
+    """A random light background and a random dark fill: any hue on either side, always a clear outline."""
+    background = rng.integers(170, 256, size=3)
+    fill = rng.integers(0, 90, size=3)
+    return tuple(int(v) for v in background), tuple(int(v) for v in fill)
 
 
 # --- shapes classification ----------------------------------------------------------------------
+
+# The angle `_shape_points` takes for an upright shape: a triangle pointing up, a square on a side.
+UPRIGHT = {"circle": 0.0, "square": np.pi / 4, "triangle": 0.0}
 
 def make_shapes_classification_zip(path: Path, per_class: int = 60, size: int = 64, seed: int = 0,
                                    classes: Sequence[str] = SHAPES) -> Path:
     """Write `<shapes>/<class>/<class>-NNNN.png`: one filled shape per image, `per_class` each.
 
-    Position, size, rotation, fill and background colour are random and a little Gaussian noise
-    is added, so a small CNN learns it in a minute but a colour or brightness shortcut cannot.
+    Each shape stands upright (a triangle points up, a square sits flat) at a random size and place,
+    filled with a random dark colour on a random light ground, with a little Gaussian noise: neither
+    colour nor brightness tells the classes apart, only the outline. A model from scratch learns that
+    from 48 training images per class (the conv net passes 90% in ten epochs). Random colours on both
+    sides and random rotations, as the first version drew them, left every network trained from
+    scratch memorising each picture's colours at chance on new ones (issue 15).
     """
     if per_class < 1 or size < 16:
         raise ValueError("Shapes need at least one image per class and at least 16 px.")
@@ -144,9 +150,8 @@ def make_shapes_classification_zip(path: Path, per_class: int = 60, size: int = 
                 radius = rng.uniform(0.18, 0.40) * size
                 margin = radius * 1.05
                 cx, cy = rng.uniform(margin, size - margin, size=2)
-                angle = rng.uniform(0, 2 * np.pi)
-                background, fill = _contrasting_colours(rng)
-                image = _render(size, background, [(shape, cx, cy, radius, angle, fill)], 8.0, rng)
+                background, fill = _light_ground_dark_fill(rng)
+                image = _render(size, background, [(shape, cx, cy, radius, UPRIGHT.get(shape, 0.0), fill)], 8.0, rng)
                 add(f"shapes/{shape}/{shape}-{index:04d}.png", encode_png(image))
     return Path(path)
 
