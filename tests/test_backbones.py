@@ -294,7 +294,7 @@ def test_a_trained_classifier_serves_its_penultimate_layer(tmp_path):
     from jobs.ml.training import TrainConfig, _build, _save_for_use
 
     config = TrainConfig("mlp", image_size=28, channels=1)
-    model = _build(config, 3)
+    model = _build(config, 3, steps=100)
     _save_for_use(model, tmp_path, config, ["a", "b", "c"])
 
     backbone = from_trained_model(tmp_path, "models/12")

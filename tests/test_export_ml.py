@@ -278,7 +278,7 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = _build(TrainConfig("mlp", image_size=16, channels=1), 3)
+        model = _build(TrainConfig("mlp", image_size=16, channels=1), 3, steps=100)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     model_dir = save_custom(model, tmp_path / "mixed")
