@@ -46,3 +46,14 @@ def resume_refusal(job: Job) -> str | None:
         return ("This run stopped before it finished an epoch (or trains without checkpoints), so there is nothing "
                 "to continue from: use Run again to start it over.")
     return None
+
+
+def resume_state(job: Job) -> tuple[bool, str | None]:
+    """(resumable, the refusal to show): what the job page and the job API both say about Resume, from
+    one look at the checkpoint. The refusal is shown only for a stopped training run (a running one
+    is not "refused", it is not stopped yet)."""
+    if job.kind not in RESUMABLE_KINDS:
+        return False, None
+    refusal = resume_refusal(job)
+    stopped = job.status in (Job.Status.FAILED, Job.Status.CANCELLED)
+    return refusal is None, refusal if stopped else None

@@ -10,7 +10,7 @@ from webapp.experiments.models import Job
 from webapp.experiments.params_api import params_help
 from webapp.experiments.public import job_for
 from webapp.experiments.queue_position import queue_position
-from webapp.experiments.resumable import RESUMABLE_KINDS, resume_refusal
+from webapp.experiments.resumable import resume_state
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -63,13 +63,18 @@ class JobSerializer(serializers.ModelSerializer):
     def get_queue_position(self, job: Job) -> dict | None:
         return queue_position(job)
 
+    def _resume_state(self, job: Job) -> tuple[bool, str | None]:
+        # Both Resume fields come from one look at the checkpoint (a detail shows one job).
+        cached = getattr(self, "_resume_cache", None)
+        if cached is None or cached[0] != job.pk:
+            cached = self._resume_cache = (job.pk, resume_state(job))
+        return cached[1]
+
     def get_resumable(self, job: Job) -> bool:
-        return job.kind in RESUMABLE_KINDS and resume_refusal(job) is None
+        return self._resume_state(job)[0]
 
     def get_resume_refusal(self, job: Job) -> str | None:
-        if job.kind not in RESUMABLE_KINDS or job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
-            return None
-        return resume_refusal(job)
+        return self._resume_state(job)[1]
 
     def to_representation(self, job: Job) -> dict:
         data = super().to_representation(job)

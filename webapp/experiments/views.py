@@ -54,14 +54,13 @@ def job_page(request, job_id: int):
         exported = TrainedModel.objects.filter(id=params.get("model"), owner=request.user).first()
         exported_title = FORMATS.get(params.get("format"), ("",))[0]
     from webapp.experiments.queue_position import queue_position
-    from webapp.experiments.resumable import RESUMABLE_KINDS, resume_refusal
+    from webapp.experiments.resumable import resume_state
 
-    refusal = resume_refusal(job) if job.kind in RESUMABLE_KINDS else None
+    resumable, refusal = resume_state(job)
     return render(request, "experiments/job.html", {
         "job": job, "can_rerun": KINDS[job.kind].public, "exported": exported, "exported_title": exported_title,
         "queue_position": queue_position(job),
-        "resumable": job.kind in RESUMABLE_KINDS and refusal is None,
-        "resume_refusal": refusal if job.status in (Job.Status.FAILED, Job.Status.CANCELLED) else None,
+        "resumable": resumable, "resume_refusal": refusal,
         "delete_warning": what_job_loses(job),
         "tag_names": sorted(job.tags.values_list("name", flat=True)),
         "project_names": list(Project.objects.filter(owner=request.user).values_list("name", flat=True)),
