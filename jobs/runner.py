@@ -23,6 +23,7 @@ from jobs.resilience import retry_db
 from jobs.trials import TrialPruned, reporter_for
 from webapp.experiments.models import Job
 from webapp.experiments.summary import summarize
+from webapp.jobs import registry
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,13 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
 
 
 def with_verdict(job: Job, result):
-    """The result with the run's plain verdict (webapp.experiments.verdicts), saved with it: a client that
+    """The result with the run's plain verdict (its kind's, webapp.experiments.verdicts), saved with it: a client that
     sees the job succeed reads the verdict in the same answer."""
-    from webapp.experiments.verdicts import verdict
-
+    if not isinstance(result, dict):
+        return result
     try:
         metrics = [m.as_dict() for m in job.metrics.all()]
-        said = verdict(job.kind, result, metrics)
+        said = registry.get(job.kind).verdict(result, metrics)
     except Exception:  # noqa: BLE001 - a verdict that cannot be made must not fail a finished run
         log.exception("Job %s: no verdict", job.id)
         return result

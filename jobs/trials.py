@@ -41,9 +41,9 @@ class TrialReporter(JobReporter):
             log.exception("Job %s could not ask the pruner of sweep %s", self.job_id, self.sweep.id)
             return
         if prune:
-            from webapp.sweeps.space import OBJECTIVES
+            from webapp.jobs.registry import get
 
-            label = OBJECTIVES[self.sweep.kind][self.sweep.metric].label.lower()
+            label = get(self.sweep.kind).objective(self.sweep.metric).label.lower()
             raise TrialPruned(f"Pruned after epoch {epoch} of {self.planned_epochs}: its {label} ({value:.4g}) "
                               f"was behind the other trials' at that epoch ({self.sweep.pruning} pruner).")
 

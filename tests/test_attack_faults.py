@@ -228,7 +228,8 @@ def test_a_training_job_trains_on_through_a_30_second_redis_pause_and_succeeds(d
 def test_jobs_claimed_and_finished_while_the_database_is_locked_still_succeed(alice, transactional_db):
     """The SQLite file locked (BEGIN EXCLUSIVE) past the worker's busy timeout, while one job runs
     and another is being claimed: neither is lost or failed; each goes on once the lock is gone."""
-    from webapp.experiments.kinds import KINDS, _enqueue
+    from webapp.jobs import registry
+    from webapp.jobs.launch import _enqueue
 
     busy_timeout = settings.DATABASES["default"]["OPTIONS"]["timeout"]
     blipper = extra_worker("blip", ["gpu"], concurrency=2)
@@ -236,7 +237,7 @@ def test_jobs_claimed_and_finished_while_the_database_is_locked_still_succeed(al
     try:
         running = Job.objects.create(owner=alice, kind=Job.Kind.SYSTEM_CHECK, queue="gpu",
                                      params={"seconds_per_device": 5.0})
-        _enqueue(running, KINDS[running.kind])
+        _enqueue(running, registry.get(running.kind))
         wait_for(lambda: Job.objects.get(id=running.id).progress >= 0.15, timeout=90,
                  what="the first job to load TensorFlow")
         waiting = Job.objects.create(owner=alice, kind=Job.Kind.SYSTEM_CHECK, queue="gpu",
@@ -244,7 +245,7 @@ def test_jobs_claimed_and_finished_while_the_database_is_locked_still_succeed(al
         lock = sqlite3.connect(settings.DATABASES["default"]["NAME"], timeout=30, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
         try:
-            _enqueue(waiting, KINDS[waiting.kind])  # its claim meets the lock
+            _enqueue(waiting, registry.get(waiting.kind))  # its claim meets the lock
             time.sleep(busy_timeout + 3)
         finally:
             lock.execute("ROLLBACK")

@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 from jobs.ml.devices import cpu_model
 from tests.browser_fixtures import log_in, screenshot
 from tests.conftest import wait_for
-from webapp.experiments.kinds import cancel_job, launch_job
 from webapp.experiments.models import Job
+from webapp.jobs.launch import cancel_job, launch_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

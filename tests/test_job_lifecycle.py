@@ -44,7 +44,7 @@ def test_a_job_runs_once_even_when_its_message_is_delivered_twice(job):
 
 
 def test_a_cancelled_queued_job_is_never_run(job):
-    from webapp.experiments.kinds import cancel_job
+    from webapp.jobs.launch import cancel_job
 
     cancel_job(job.id)
 

@@ -96,7 +96,9 @@ def test_a_parameter_declared_with_a_group_appears_in_its_form_by_itself(alice, 
                           min=0, max=20, group="training")
     schedule = params.Param("schedule", "choice", "cosine", "Schedule", choices=("constant", "cosine"),
                             group="training")
-    monkeypatch.setitem(params.DECLARATIONS, "train",
+    from webapp.jobs import registry
+
+    monkeypatch.setattr(registry.get("train"), "declaration",
                         params.Declaration((*params.TRAIN.params, warmup, schedule)))
     Dataset.objects.create(owner=alice, name="d", kind="classification", status="ready")
     client.force_login(alice)

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.datasets",
     "webapp.experiments",
+    "webapp.jobs",
     "webapp.sweeps",
     "webapp.demos",
     "webapp.ops",
@@ -218,6 +219,8 @@ BACKBONE_MAX_BYTES = env_size("BACKBONE_MAX_BYTES", "1GiB")
 # An uploaded model is first opened and run on a few photos in a child process (jobs.sandbox),
 # stopped past this wall-clock time or resident memory.
 SANDBOX_SECONDS = env_float("SANDBOX_SECONDS", 90.0)
+# Modules beyond webapp/jobs/kinds/ that each register a job kind (webapp.jobs.registry), e.g. a site's own.
+EXTRA_JOB_KINDS = env_list("EXTRA_JOB_KINDS", [])
 SANDBOX_MEMORY_BYTES = env_size("SANDBOX_MEMORY", "4GiB")
 # Launches (webapp/experiments/limits.py). Optional per-user quotas (0: none): jobs queued or
 # running at once, and bytes of datasets, models and backbones kept.
@@ -281,10 +284,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DatasetKindEnum": "webapp.datasets.models.Dataset.Kind",
         "DatasetStatusEnum": "webapp.datasets.models.Dataset.Status",
-        "JobKindEnum": "webapp.experiments.models.Job.Kind",
+        "JobKindEnum": "webapp.jobs.registry.choices",
         "JobStatusEnum": "webapp.experiments.models.Job.Status",
         "SweepStatusEnum": "webapp.sweeps.models.Sweep.Status",
-        "ExportFormatEnum": "webapp.experiments.kinds.EXPORT_FORMATS",
+        "ExportFormatEnum": "webapp.jobs.kinds.export_model.EXPORT_FORMATS",
         "SweepMethodEnum": "webapp.sweeps.models.Sweep.Method",
         "SweepPruningEnum": "webapp.sweeps.models.Sweep.Pruning",
     },

@@ -4,11 +4,13 @@
    Caption training gets the same curves (next-word accuracy), then BLEU scores and a gallery
    of test photos; feature extraction (alone or as a training job's first step) its facts; an
    export how its file compares with the original (exports.js formats the figures) and the way
-   back to the model. Any other kind shows its result as it is. */
+   back to the model. Any other kind shows its result as it is. Which of these a job gets is its
+   kind's `view` (webapp/jobs/kinds/), written into the page: nothing here tests the kind. */
 (function () {
   "use strict";
   const { el, badge, duration, bytes } = window.VL;
   const jobId = VL.json("job-id");
+  const view = VL.json("job-view");
 
   function when(iso) { return iso ? new Date(iso).toLocaleString() : null; }
 
@@ -294,7 +296,7 @@
       refusal.textContent = job.resume_refusal || "";
       refusal.hidden = !job.resume_refusal;
     }
-    if (job.result) (job.kind === "train_captioner" ? drawCaptionResult : drawResult)(job);
+    if (job.result) (view === "captioner" ? drawCaptionResult : drawResult)(job);
   }
 
   /* ---------------- features ---------------- */
@@ -360,7 +362,7 @@
       ["Stored", f.bytes ? el("span", {}, bytes(f.bytes), " ", el("code", { class: "small", title: "cache folder " + f.cache },
         String(f.cache || "").slice(0, 12) + "…")) : null],
     ]);
-    if (job.kind !== "extract_features" || !job.dataset) return;
+    if (view !== "features" || !job.dataset) return;
     const actions = document.getElementById("features-actions");
     const query = new URLSearchParams({ dataset: job.dataset, backbone: job.params.backbone });
     if (["imagenet", "random"].includes(job.params.weights)) query.set("weights", job.params.weights);
@@ -580,27 +582,26 @@
       ["Finished", when(job.finished_at)], ["Duration", duration(job.duration_seconds)],
     ].concat(job.model ? [["Model", el("a", { href: "/models/" + job.model + "/" }, "#" + job.model)]] : []));
     facts(document.getElementById("job-params"), Object.entries(job.params).map(([k, v]) =>
-      [k.replace(/_/g, " "), v === null ? null : job.kind === "export_model" && k === "model" ? el("a", { href: "/models/" + v + "/" }, "#" + v)
+      [k.replace(/_/g, " "), v === null ? null : k === "model" && Number.isInteger(v) ? el("a", { href: "/models/" + v + "/" }, "#" + v)
         : typeof v === "string" ? v : JSON.stringify(v)]));
-    if (job.kind === "train" || job.kind === "train_captioner") {
-      renderTraining(job);
-      return;
-    }
-    if (job.kind === "extract_features") {
-      if (job.result) drawFeatures(job, job.result);
-      return;
-    }
-    if (job.kind === "export_model") {
-      drawExport(job);
-      return;
-    }
-    const card = document.getElementById("result-card");
-    if (job.result) {
-      card.hidden = false;
-      document.getElementById("job-result").replaceChildren(job.kind === "system_check" ? systemCheck(job.result)
-        : el("pre", {}, JSON.stringify(job.result, null, 2)));
-    }
+    VIEWS[view](job);
   }
+
+  function drawResultCard(job, draw) {
+    if (!job.result) return;
+    document.getElementById("result-card").hidden = false;
+    document.getElementById("job-result").replaceChildren(draw(job.result));
+  }
+
+  // A kind's view (its `view` in webapp/jobs/kinds/) -> how its result is drawn.
+  const VIEWS = {
+    classifier: renderTraining,
+    captioner: renderTraining,
+    features: job => { if (job.result) drawFeatures(job, job.result); },
+    export: drawExport,
+    system_check: job => drawResultCard(job, systemCheck),
+    result: job => drawResultCard(job, result => el("pre", {}, JSON.stringify(result, null, 2))),
+  };
 
   VL.poll("/api/jobs/" + jobId + "/", render, { interval: 700, until: job => !VL.ACTIVE.includes(job.status) });
 })();

@@ -27,9 +27,9 @@ from webapp.datasets.serializers import (
 )
 from webapp.experiments import live
 from webapp.experiments.api import QueueUnavailableError
-from webapp.experiments.kinds import QueueUnavailable
 from webapp.experiments.models import Job
 from webapp.experiments.serializers import DetailSerializer
+from webapp.jobs.launch import QueueUnavailable
 
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 MAX_ITEMS_PAGE = 500

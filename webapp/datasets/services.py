@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from webapp.datasets.models import Dataset, Upload, uploads_root
 from webapp.experiments import limits
-from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job
 from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job
+from webapp.jobs.launch import QueueUnavailable, cancel_job, launch_job
 from webapp.redis_client import redis_problem
 
 COPY_BUFFER = 1024 * 1024

@@ -17,8 +17,8 @@ from webapp.datasets.serializers import DatasetSerializer
 from webapp.datasets.sources import SOURCES
 from webapp.experiments import live
 from webapp.experiments.input_defaults import suggestion_for
-from webapp.experiments.kinds import QueueUnavailable
 from webapp.experiments.models import Job
+from webapp.jobs.launch import QueueUnavailable
 from webapp.redis_client import redis_problem
 
 SAMPLES_PER_CLASS = 8

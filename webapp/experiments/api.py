@@ -13,15 +13,6 @@ from rest_framework.response import Response
 
 from webapp.experiments import deletion, job_lists, live
 from webapp.experiments.input_defaults import launch_warnings
-from webapp.experiments.kinds import (
-    KINDS,
-    QueueUnavailable,
-    ResumeRefused,
-    cancel_job,
-    launch_job,
-    rerun_params,
-    resume_job,
-)
 from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job, Project, Tag
 from webapp.experiments.public import relative_paths
@@ -33,6 +24,15 @@ from webapp.experiments.serializers import (
     JobEditSerializer,
     JobSerializer,
     ProjectSerializer,
+)
+from webapp.jobs import registry
+from webapp.jobs.launch import (
+    QueueUnavailable,
+    ResumeRefused,
+    cancel_job,
+    launch_job,
+    rerun_params,
+    resume_job,
 )
 
 
@@ -145,7 +145,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """A new job with the same inputs as this one (dataset, parameters, seed), in the same project
         and with the same tags; its record names the run it repeats."""
         job = self.get_object()
-        if not KINDS[job.kind].public:
+        if not registry.get(job.kind).public:
             return Response({"detail": f"{job.get_kind_display()} jobs start by themselves; they cannot be run "
                                        "again by hand."}, status=status.HTTP_409_CONFLICT)
         try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.http import FileResponse
 from rest_framework import serializers
 
-from webapp.experiments.kinds import EXPORT_FORMATS
 from webapp.experiments.models import Job, TrainedModel
+from webapp.jobs.kinds.export_model import EXPORT_FORMATS
 
 FIGURES = ("size", "test_accuracy", "original_accuracy", "accuracy_change", "agreement", "max_prob_diff",
            "latency_ms", "original_latency_ms", "images")

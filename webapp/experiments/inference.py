@@ -14,7 +14,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 
 from jobs.queues import Queue
-from webapp.experiments.kinds import QueueUnavailable
+from webapp.jobs.launch import QueueUnavailable
 from webapp.redis_client import REDIS_ERRORS, get_redis, redis_problem
 
 

@@ -1,6 +1,6 @@
 """What a launch must fit before it runs: the queue, the user's quotas, the worker's memory, a fair turn.
 
-Every way in (the API, the pages, resume) launches through `webapp.experiments.kinds.launch_job`,
+Every way in (the API, the pages, resume) launches through `webapp.jobs.launch.launch_job`,
 which asks this module first, so a request that cannot work is refused with a sentence at once
 instead of becoming a job that fails (or an OOM-killed worker) an hour later:
 

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from webapp.jobs import registry
+
 
 class Project(models.Model):
     """A named group of runs. Every job belongs to one: "Default" unless its owner chose another."""
@@ -60,13 +62,8 @@ class Job(models.Model):
         CANCELLED = "cancelled"
         PRUNED = "pruned"
 
-    class Kind(models.TextChoices):
-        SYSTEM_CHECK = "system_check", "System check"
-        INGEST = "ingest_dataset", "Dataset ingestion"
-        TRAIN = "train", "Training"
-        EXTRACT_FEATURES = "extract_features", "Feature extraction"
-        TRAIN_CAPTIONER = "train_captioner", "Caption training"
-        EXPORT_MODEL = "export_model", "Model export"
+    # The kinds are registered entries (webapp.jobs.registry); Job.Kind.TRAIN reads their names from there.
+    Kind = registry.KindNames()
 
     class Failure(models.TextChoices):
         INPUTS = "inputs", "Its inputs were refused"  # a UserFacingError: the same inputs fail the same way
@@ -78,7 +75,7 @@ class Job(models.Model):
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    kind = models.CharField(max_length=32, choices=registry.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     queue = models.CharField(max_length=32, default="cpu")
     params = models.JSONField(default=dict, blank=True)

@@ -18,10 +18,12 @@ from jobs.ml.catalog import ARCHITECTURES
 from webapp.experiments import deletion, exports_api
 from webapp.experiments.api import QueueUnavailableError, first_error
 from webapp.experiments.inference import InferenceUnavailable, ask
-from webapp.experiments.kinds import EXPORT_FORMATS, KINDS, QueueUnavailable, launch_job
 from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job, TrainedModel
 from webapp.experiments.serializers import DetailSerializer, JobSerializer
+from webapp.jobs import registry
+from webapp.jobs.kinds.export_model import EXPORT_FORMATS
+from webapp.jobs.launch import QueueUnavailable, launch_job
 
 
 class InferenceUnavailableError(APIException):
@@ -214,7 +216,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return Response(exports_api.rows(model))
         incoming = exports_api.ExportRequest(data=request.data)
         incoming.is_valid(raise_exception=True)
-        checked = KINDS[Job.Kind.EXPORT_MODEL].params(data={"model": model.id, **incoming.validated_data},
+        checked = registry.get(Job.Kind.EXPORT_MODEL).params(data={"model": model.id, **incoming.validated_data},
                                                       context={"request": request})
         if not checked.is_valid():
             return Response({"detail": first_error(checked.errors)}, status=status.HTTP_400_BAD_REQUEST)

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from rest_framework import serializers
 
+from webapp.jobs import registry
+
 Type = Literal["int", "float", "bool", "choice"]
 
 
@@ -163,10 +165,8 @@ SYSTEM_CHECK = Declaration((
           "on each device.", unit="s", min=0.2, max=30.0),
 ))
 
-# The job kinds (Job.Kind values) and their declarations; ingestion takes no parameters.
-DECLARATIONS: dict[str, Declaration] = {
-    "train": TRAIN, "train_captioner": CAPTION, "extract_features": FEATURES, "system_check": SYSTEM_CHECK,
-}
+# {job kind: its declaration}, from each registered kind's `declaration` (webapp.jobs.kinds).
+DECLARATIONS = registry.DeclarationsView()
 
 
 def label_of(kind: str, name: str) -> str:

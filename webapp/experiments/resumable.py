@@ -15,9 +15,8 @@ from pathlib import Path
 from django.conf import settings
 
 from webapp.experiments.models import Job
+from webapp.jobs import registry
 
-# Job kinds that checkpoint every epoch in their working folder, and so can continue where they stopped.
-RESUMABLE_KINDS = (Job.Kind.TRAIN, Job.Kind.TRAIN_CAPTIONER)
 # What jobs.ml.training and jobs.ml.captioning write after every epoch (CHECKPOINT_FILE, STATE_FILE);
 # the web process does not import them (they load TensorFlow), and a test keeps the names equal.
 CHECKPOINT_FILES = ("checkpoint.keras", "state.json")
@@ -35,7 +34,7 @@ def has_checkpoint(job: Job) -> bool:
 
 def resume_refusal(job: Job) -> str | None:
     """None when Resume can help `job`, else one sentence saying why not and what to do instead."""
-    if job.kind not in RESUMABLE_KINDS:
+    if not registry.get(job.kind).resumable:  # it keeps no checkpoint in its working folder
         return f"{job.get_kind_display()} jobs cannot be resumed; use Run again for a new run."
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         return "Only a failed or cancelled training job can be resumed."
@@ -52,7 +51,7 @@ def resume_state(job: Job) -> tuple[bool, str | None]:
     """(resumable, the refusal to show): what the job page and the job API both say about Resume, from
     one look at the checkpoint. The refusal is shown only for a stopped training run (a running one
     is not "refused", it is not stopped yet)."""
-    if job.kind not in RESUMABLE_KINDS:
+    if not registry.get(job.kind).resumable:
         return False, None
     refusal = resume_refusal(job)
     stopped = job.status in (Job.Status.FAILED, Job.Status.CANCELLED)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from jobs.queues import Queue
-from webapp.experiments.kinds import KINDS
 from webapp.experiments.models import Job
 from webapp.experiments.params_api import params_help
 from webapp.experiments.public import job_for
 from webapp.experiments.queue_position import queue_position
 from webapp.experiments.resumable import resume_state
+from webapp.jobs import registry
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -86,9 +86,8 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class JobCreateSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=Job.Kind.choices)
-    params = serializers.DictField(required=False, default=dict, help_text=(
-        "The kind's parameters (GET /api/params/ lists them with their limits):\n" + params_help()))
+    kind = serializers.ChoiceField(choices=[])  # the registered kinds, filled in get_fields
+    params = serializers.DictField(required=False, default=dict)  # its help lists every kind's: get_fields
     queue = serializers.ChoiceField(
         choices=["auto", Queue.CPU.value, Queue.GPU.value], required=False, allow_null=True,
         help_text="Where to run it: cpu, gpu, or auto (gpu when a GPU worker is alive).",
@@ -96,10 +95,18 @@ class JobCreateSerializer(serializers.Serializer):
     dataset = serializers.IntegerField(required=False, allow_null=True)
     architecture = serializers.CharField(required=False, allow_blank=True)
 
+    def get_fields(self):
+        # Read the registry when used, not when this module is imported: a kind registered later is launchable.
+        fields = super().get_fields()
+        fields["kind"].choices = registry.choices()
+        fields["params"].help_text = "The kind's parameters (GET /api/params/ lists them with their limits):\n" \
+            + params_help()
+        return fields
+
     def validate_kind(self, kind: str) -> str:
-        if not KINDS[kind].public:
+        if not registry.get(kind).public:
             raise serializers.ValidationError(
-                f"{Job.Kind(kind).label} jobs start by themselves; they cannot be launched directly.")
+                f"{registry.get(kind).label} jobs start by themselves; they cannot be launched directly.")
         return kind
 
     def validate(self, data: dict) -> dict:
@@ -107,7 +114,7 @@ class JobCreateSerializer(serializers.Serializer):
         for key in ("dataset", "architecture"):  # the contract puts these at the top level
             if data.get(key) not in (None, ""):
                 raw.setdefault(key, data[key])
-        params = KINDS[data["kind"]].params(data=raw, context=self.context)
+        params = registry.get(data["kind"]).params(data=raw, context=self.context)
         if not params.is_valid():
             errors = dict(params.errors)
             top = {key: errors.pop(key) for key in ("dataset", "architecture") if key in errors}

@@ -95,14 +95,3 @@ def caption_verdict(result: dict) -> dict | None:
                 "advice": "Train longer or with more captions per photo to go further."}
     return {"level": "good", "headline": f"Good: BLEU-4 {model:.2f} on photos it never saw, against {baseline:.2f} "
                                          "for always answering the most common caption.", "advice": ""}
-
-
-def verdict(kind: str, result: dict | None, metrics: Sequence[dict]) -> dict | None:
-    """The verdict of a finished run of `kind`, or None when it has none (other kinds, no scores)."""
-    if not isinstance(result, dict):
-        return None
-    if kind == "train":
-        return classifier_verdict(result, metrics)
-    if kind == "train_captioner":
-        return caption_verdict(result)
-    return None

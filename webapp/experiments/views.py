@@ -9,10 +9,14 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from webapp.experiments.deletion import what_job_loses
 from webapp.experiments.job_lists import filter_options
-from webapp.experiments.kinds import QueueUnavailable, cancel_job, launch_job
 from webapp.experiments.limits import LaunchRefused
-from webapp.experiments.models import Job
+from webapp.experiments.models import Job, Project
+from webapp.experiments.queue_position import queue_position
+from webapp.experiments.resumable import resume_state
+from webapp.jobs import registry
+from webapp.jobs.launch import QueueUnavailable, cancel_job, launch_job
 from webapp.redis_client import redis_problem
 
 
@@ -40,25 +44,11 @@ def jobs_page(request):
 
 @login_required
 def job_page(request, job_id: int):
-    from webapp.experiments.deletion import what_job_loses
-    from webapp.experiments.kinds import KINDS
-    from webapp.experiments.models import Project
-
     job = get_object_or_404(Job.objects.select_related("project"), id=job_id, owner=request.user)
-    exported, exported_title = None, ""  # an export job's model (None once deleted) and format, for its page
-    if job.kind == Job.Kind.EXPORT_MODEL:
-        from jobs.ml.export import FORMATS
-        from webapp.experiments.models import TrainedModel
-
-        params = job.params or {}
-        exported = TrainedModel.objects.filter(id=params.get("model"), owner=request.user).first()
-        exported_title = FORMATS.get(params.get("format"), ("",))[0]
-    from webapp.experiments.queue_position import queue_position
-    from webapp.experiments.resumable import resume_state
-
+    kind = registry.get(job.kind)  # what its page shows: the kind's sections (webapp.jobs.kinds)
     resumable, refusal = resume_state(job)
     return render(request, "experiments/job.html", {
-        "job": job, "can_rerun": KINDS[job.kind].public, "exported": exported, "exported_title": exported_title,
+        "job": job, "kind": kind, "can_rerun": kind.public, **kind.page_context(job, request.user),
         "queue_position": queue_position(job),
         "resumable": resumable, "resume_refusal": refusal,
         "delete_warning": what_job_loses(job),
@@ -199,7 +189,7 @@ def architectures_page(request):
 @login_required
 @require_POST
 def resume_job_page(request, job_id: int):
-    from webapp.experiments.kinds import ResumeRefused, resume_job
+    from webapp.jobs.launch import ResumeRefused, resume_job
 
     job = get_object_or_404(Job, id=job_id, owner=request.user)
     try:

@@ -16,10 +16,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from webapp.experiments.api import QueueUnavailableError
-from webapp.experiments.kinds import QueueUnavailable
 from webapp.experiments.limits import LaunchRefused
 from webapp.experiments.models import Job
 from webapp.experiments.serializers import DetailSerializer
+from webapp.jobs.launch import QueueUnavailable
 from webapp.redis_client import redis_problem
 from webapp.sweeps import engine, estimate
 from webapp.sweeps.models import Sweep

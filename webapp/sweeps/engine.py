@@ -30,12 +30,13 @@ from types import SimpleNamespace
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.experiments import kinds, limits
+from webapp.experiments import limits
 from webapp.experiments.models import Job, JobMetric
+from webapp.jobs import launch, registry
 from webapp.redis_client import redis_problem
 from webapp.sweeps import studies
 from webapp.sweeps.models import Sweep
-from webapp.sweeps.space import OBJECTIVES, distributions, grid_size
+from webapp.sweeps.space import distributions, grid_size, objectives
 
 log = logging.getLogger(__name__)
 
@@ -151,14 +152,14 @@ def trial_context(owner) -> dict:
 def launch_trial(sweep: Sweep, number: int, sampled: dict) -> Job:
     """Trial `number` as a job, through the kind's own checks; a refused one is a failed job saying why."""
     raw = trial_params(sweep, sampled)
-    checked = kinds.KINDS[sweep.kind].params(data=raw, context=trial_context(sweep.owner))
+    checked = registry.get(sweep.kind).params(data=raw, context=trial_context(sweep.owner))
     if checked.is_valid():
         params = dict(checked.validated_data)
         dataset = params.pop("dataset_obj", None)
         try:
-            return kinds.launch_job(sweep.owner, sweep.kind, params, sweep.queue, dataset=dataset,
+            return launch.launch_job(sweep.owner, sweep.kind, params, sweep.queue, dataset=dataset,
                                     project=sweep.project, sweep=sweep, trial_number=number)
-        except (limits.LaunchRefused, kinds.QueueUnavailable) as exc:
+        except (limits.LaunchRefused, launch.QueueUnavailable) as exc:
             error = str(exc)
     else:
         error = _sentence(checked.errors)
@@ -216,7 +217,7 @@ def _update_importance(sweep: Sweep, study) -> None:
 def objective_value(job: Job, sweep: Sweep) -> float | None:
     """The trial's objective: its final score, or the best epoch's value of a per-epoch metric (pruned
     trials included: the best they reached before they were stopped)."""
-    objective = OBJECTIVES[sweep.kind][sweep.metric]
+    objective = objectives(sweep.kind)[sweep.metric]
     if not objective.per_epoch:  # the summary column, or the result when the summary is not written yet
         value = getattr(job, sweep.metric, None)
         if value is None and isinstance(job.result, dict):
@@ -257,7 +258,7 @@ def cancel(sweep: Sweep) -> None:
     if sweep.status == Sweep.Status.RUNNING:
         _set(sweep, status=Sweep.Status.CANCELLED, finished_at=timezone.now(), message="Cancelled by its owner.")
     for job_id in sweep.jobs.filter(status__in=Job.ACTIVE).values_list("id", flat=True):
-        kinds.cancel_job(job_id)
+        launch.cancel_job(job_id)
     advance(sweep.id)
 
 
@@ -285,7 +286,7 @@ def promote(sweep: Sweep, top: int, epochs: int | None, finetune: bool) -> list[
         raise ValueError("No trial has finished with a score yet, so there is nothing to promote.")
     launched = []
     for job in best:
-        params = {key: value for key, value in job.params.items() if key not in kinds.DERIVED_PARAMS}
+        params = {key: value for key, value in job.params.items() if key not in launch.DERIVED_PARAMS}
         params.pop("weights", None) if params.get("weights") == "file" else None
         params["epochs"] = epochs or min(1000, 2 * int(params.get("epochs") or 1))
         if finetune:
@@ -294,12 +295,12 @@ def promote(sweep: Sweep, top: int, epochs: int | None, finetune: bool) -> list[
             params["mode"] = "finetune"
             for key in ("learning_rate", "augment_flip"):  # the fine-tune defaults protect the pretrained weights
                 params.pop(key, None)
-        checked = kinds.KINDS[sweep.kind].params(data=params, context=trial_context(sweep.owner))
+        checked = registry.get(sweep.kind).params(data=params, context=trial_context(sweep.owner))
         if not checked.is_valid():
             raise ValueError(_sentence(checked.errors))
         validated = dict(checked.validated_data)
         dataset = validated.pop("dataset_obj", None)
-        promoted = kinds.launch_job(sweep.owner, sweep.kind, validated, "auto", dataset=dataset, project=sweep.project,
+        promoted = launch.launch_job(sweep.owner, sweep.kind, validated, "auto", dataset=dataset, project=sweep.project,
                                     sweep=sweep, note=f"Trial {job.trial_number} of sweep #{sweep.id} (job #{job.id}), "
                                                       f"trained again with {params['epochs']} epochs"
                                                       + (", fine-tuned" if finetune else "") + ".")

@@ -73,7 +73,7 @@ def _probe(kind: str, params: dict) -> float | None:
     """Seconds per image of one training epoch of a zoo architecture, timed by the inference worker."""
     from jobs.ml.catalog import ARCHITECTURES
     from webapp.experiments.inference import InferenceUnavailable, ask
-    from webapp.experiments.kinds import QueueUnavailable
+    from webapp.jobs.launch import QueueUnavailable
 
     arch = ARCHITECTURES.get(params.get("architecture", ""))
     if kind != "train" or arch is None or arch.uses_backbone:

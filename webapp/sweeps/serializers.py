@@ -9,9 +9,9 @@ from django.conf import settings
 from rest_framework import serializers
 
 from jobs.ml.catalog import ARCHITECTURES
-from webapp.experiments import kinds
 from webapp.experiments.limits import LAUNCH_QUEUES
 from webapp.experiments.models import Job, Project
+from webapp.jobs import registry
 from webapp.sweeps import engine, space
 from webapp.sweeps.models import Sweep
 
@@ -22,7 +22,7 @@ MAX_PARALLEL = 16
 class SweepCreateSerializer(serializers.Serializer):
     dataset = serializers.IntegerField(help_text="A ready dataset of yours (classification, or captions for "
                                                  "train_captioner).")
-    kind = serializers.ChoiceField(choices=space.SWEEP_KINDS, default="train")
+    kind = serializers.ChoiceField(choices=space.sweep_kinds(), default="train")
     architecture = serializers.CharField(required=False, allow_blank=True,
                                          help_text="For kind train: the architecture every trial trains.")
     params = serializers.DictField(required=False, default=dict,
@@ -63,7 +63,7 @@ class SweepCreateSerializer(serializers.Serializer):
             data["space"] = space.check_space(kind, data["space"])
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({"space": exc.detail}) from None
-        checked = kinds.KINDS[kind].params(data=fixed, context={"request": SimpleNamespace(user=user)})
+        checked = registry.get(kind).params(data=fixed, context={"request": SimpleNamespace(user=user)})
         if not checked.is_valid():
             errors = dict(checked.errors)
             top = {key: errors.pop(key) for key in ("dataset", "architecture") if key in errors}
@@ -74,7 +74,7 @@ class SweepCreateSerializer(serializers.Serializer):
         data["validated"] = validated
         data["fixed"] = fixed
         data["metric"], data["direction"] = space.check_objective(kind, data.get("objective"))
-        if data.get("pruning") and not space.OBJECTIVES[kind][data["metric"]].per_epoch:
+        if data.get("pruning") and not space.objectives(kind)[data["metric"]].per_epoch:
             raise serializers.ValidationError({"pruning": [
                 f"A pruner compares trials epoch by epoch, and {data['metric']} is known only when a trial ends; "
                 "choose a per-epoch objective such as val_accuracy, or no pruning."]})
@@ -107,7 +107,7 @@ class SweepCreateSerializer(serializers.Serializer):
                    for name, spec in searched.items() if name in ("batch_size", "image_size")}
         if not largest:
             return
-        checked = kinds.KINDS[kind].params(data={**fixed, **largest}, context={"request": SimpleNamespace(user=user)})
+        checked = registry.get(kind).params(data={**fixed, **largest}, context={"request": SimpleNamespace(user=user)})
         if not checked.is_valid():
             errors = {name: messages for name, messages in checked.errors.items() if name in largest}
             if errors:
@@ -151,7 +151,7 @@ def describe_sweep(sweep: Sweep, trials: list[Job], promoted: list[Job]) -> dict
     rows = [TrialSerializer(job, context={"sweep": sweep}).data for job in trials]
     scored = [row for row in rows if row["status"] == Job.Status.SUCCEEDED and row["value"] is not None]
     best = (max if sweep.direction == "max" else min)(scored, key=lambda row: row["value"]) if scored else None
-    objective = space.OBJECTIVES[sweep.kind][sweep.metric]
+    objective = space.objectives(sweep.kind)[sweep.metric]
     ended = [job for job in trials if not job.is_active and job.duration_seconds]
     per_trial = sum(job.duration_seconds for job in ended) / len(ended) if ended else None
     planned = min(sweep.trials, space.grid_size(sweep.space)) if sweep.method == "grid" else sweep.trials

@@ -13,36 +13,27 @@ MAX_GRID_VALUES is listed for it).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from rest_framework import serializers
 
 from webapp.experiments.params import DECLARATIONS, Param
+from webapp.jobs import registry
+from webapp.jobs.registry import Objective
 
-SWEEP_KINDS = ("train", "train_captioner")
 MAX_PARAMS = 10
 MAX_CHOICES = 50
 MAX_GRID_VALUES = 50
 MAX_GRID_SIZE = 10_000
 
 
-@dataclass(frozen=True)
-class Objective:
-    name: str
-    label: str
-    default_direction: str  # "max" | "min"
-    per_epoch: bool  # recorded every epoch: a pruner can judge a trial on it
+def sweep_kinds() -> list[str]:
+    """The kinds a sweep can run: those that declare what it may optimise (webapp.jobs.registry)."""
+    return [kind.name for kind in registry.sweepable()]
 
 
-# What a sweep of each kind can optimise: the metrics every epoch records, and the run's final score.
-_EPOCH = (Objective("val_accuracy", "Validation accuracy", "max", True),
-          Objective("val_loss", "Validation loss", "min", True),
-          Objective("accuracy", "Training accuracy", "max", True),
-          Objective("loss", "Training loss", "min", True))
-OBJECTIVES: dict[str, dict[str, Objective]] = {
-    "train": {o.name: o for o in (*_EPOCH, Objective("test_accuracy", "Test accuracy", "max", False))},
-    "train_captioner": {o.name: o for o in (*_EPOCH, Objective("bleu4", "BLEU-4", "max", False))},
-}
+def objectives(kind: str) -> dict[str, Objective]:
+    """{metric: Objective} a sweep of `kind` may optimise."""
+    return {o.name: o for o in registry.get(kind).objectives}
 
 
 def sweepable(kind: str) -> list[Param]:
@@ -155,7 +146,7 @@ def distributions(space: dict) -> dict:
 def check_objective(kind: str, objective) -> tuple[str, str]:
     """(metric, direction) from {"metric", "direction"}; the direction defaults to the metric's own."""
     objective = objective if isinstance(objective, dict) else {}
-    options = OBJECTIVES[kind]
+    options = objectives(kind)
     metric = objective.get("metric") or "val_accuracy"
     if not isinstance(metric, str) or metric not in options:
         raise serializers.ValidationError({"metric": [

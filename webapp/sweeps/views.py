@@ -20,17 +20,17 @@ from webapp.sweeps.models import Sweep
 def _declarations() -> dict:
     """{kind: [declared parameter, ...]} for the kinds a sweep can run, marked sweepable or not."""
     from webapp.experiments.params import DECLARATIONS
-    from webapp.sweeps.space import SWEEP_KINDS
+    from webapp.sweeps.space import sweep_kinds
 
     return {kind: [p.to_dict() | {"optional": p.optional, "step": p.input_step} for p in DECLARATIONS[kind].params]
-            for kind in SWEEP_KINDS}
+            for kind in sweep_kinds()}
 
 
 def _objectives() -> dict:
-    from webapp.sweeps.space import OBJECTIVES
+    from webapp.jobs.registry import sweepable
 
-    return {kind: [{"name": o.name, "label": o.label, "direction": o.default_direction, "per_epoch": o.per_epoch}
-                   for o in options.values()] for kind, options in OBJECTIVES.items()}
+    return {kind.name: [{"name": o.name, "label": o.label, "direction": o.default_direction, "per_epoch": o.per_epoch}
+                        for o in kind.objectives] for kind in sweepable()}
 
 
 def _form_choices(user) -> dict:

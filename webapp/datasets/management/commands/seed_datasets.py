@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 
 from webapp.datasets import services
 from webapp.datasets.sources import SOURCES
-from webapp.experiments.kinds import QueueUnavailable
+from webapp.jobs.launch import QueueUnavailable
 
 MARKER = "builtin-datasets-seeded"
 

@@ -1,0 +1,51 @@
+"""Caption training: the merge model on a caption dataset's features (workflow 4 of PRODUCT.md)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from webapp.experiments import params
+from webapp.experiments.verdicts import caption_verdict
+from webapp.jobs import inputs
+from webapp.jobs.registry import EPOCH_OBJECTIVES, JobKind, Objective, register
+
+
+class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), inputs.BackboneParams):
+    """The merge captioning model on a caption dataset (workflow 4 of PRODUCT.md); its tunable
+    parameters are declared in `params.CAPTION`."""
+
+    dataset = serializers.IntegerField(help_text="A ready caption dataset of yours.")
+    architecture = serializers.ChoiceField(choices=["merge"], default="merge")
+
+    def validate_dataset(self, dataset_id: int):
+        dataset = inputs.ready_dataset(dataset_id, self.context["request"].user, "captions")
+        if not dataset.num_captions:
+            raise serializers.ValidationError("This dataset has no captions.")
+        return dataset
+
+    def validate(self, attrs):
+        inputs.check_backbone(attrs, self.context["request"].user, "vgg16")
+        inputs.record_dataset(attrs)
+        return attrs
+
+
+
+@register
+class TrainCaptioner(JobKind):
+    name = "train_captioner"
+    label = "Caption training"
+    work = "jobs.captioning.train_captioner"
+    time_limit = 48 * 3600
+    declaration = params.CAPTION
+    params = CaptionParams
+    resumable = True
+    objectives = (*EPOCH_OBJECTIVES, Objective("bleu4", "BLEU-4", "max", False))
+    title_template = "jobs/sections/captioner_title.html"
+    sections = ("jobs/sections/caption_headline.html", "jobs/sections/caption_curves.html",
+                "jobs/sections/caption_eval.html", "jobs/sections/features.html")
+    after_sections = ("jobs/sections/model_summary.html",)
+    view = "captioner"
+    scripts = ("vendor/chartjs/chart.umd.min.js",)
+
+    def verdict(self, result, metrics):
+        return caption_verdict(result)
