@@ -18,12 +18,6 @@ from jobs.runner import UserFacingError
 from webapp.datasets.models import DatasetItem
 from webapp.experiments.models import TrainedModel
 
-EXPORTS_DIR = "exports"
-
-
-def export_dir(model: TrainedModel) -> Path:
-    return model.directory / EXPORTS_DIR
-
 
 def _images(model: TrainedModel) -> tuple[list[str], list[tuple[str, int]]]:
     """(training image paths for calibration, (path, class index) of the evaluated images)."""
@@ -58,8 +52,9 @@ def export_model(job, reporter) -> dict:
     calibration, evaluated = _images(model)
     reporter.progress(0.01, f"Exporting {model.name} as {FORMATS[fmt][0]}")
     try:
-        figures = call("export", {"model_dir": str(model.directory), "fmt": fmt, "out_dir": str(export_dir(model)),
-                                  "calibration": calibration, "test_items": evaluated},
+        figures = call("export", {"model_dir": str(model.directory), "fmt": fmt,
+                                  "out_dir": str(model.exports_directory), "calibration": calibration,
+                                  "test_items": evaluated},
                        seconds=max(settings.SANDBOX_SECONDS, 300.0), memory_bytes=settings.SANDBOX_MEMORY_BYTES,
                        on_progress=reporter.progress, scratch=Path(settings.FILE_UPLOAD_TEMP_DIR))
     except SandboxFailed as exc:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from webapp.datasets.content import content_key
 from webapp.datasets.models import Dataset, Upload, uploads_root
 from webapp.experiments import limits
 from webapp.experiments.limits import LaunchRefused
@@ -204,7 +205,6 @@ def delete_dataset(dataset: Dataset) -> None:
 
     Cached features of its images go too, unless another dataset holds the same images.
     """
-    from jobs.features import content_key
     from jobs.ml.features import FeatureStore  # a plain file store: importing it loads no TensorFlow
 
     for job in dataset.jobs.filter(status__in=Job.ACTIVE):

@@ -54,10 +54,9 @@ def latest_jobs(model: TrainedModel) -> dict[str, Job]:
 
 
 def export_file(model: TrainedModel, fmt: str):
-    from jobs.exports import export_dir
     from jobs.ml.export import FORMATS
 
-    return export_dir(model) / FORMATS[fmt][1]
+    return model.exports_directory / FORMATS[fmt][1]
 
 
 def row(model: TrainedModel, job: Job) -> dict:

@@ -234,6 +234,11 @@ class TrainedModel(models.Model):
     def file_path(self):
         return self.directory / "model.keras"
 
+    @property
+    def exports_directory(self):
+        """Where its exports are written (jobs.exports) and downloaded from."""
+        return self.directory / "exports"
+
 
 class Backbone(models.Model):
     """A feature extractor a user uploaded (.keras, .h5 or .tflite), kept in DATA_DIR/backbones/<id>/.

@@ -21,7 +21,8 @@ from typing import ClassVar
 from django.conf import settings
 
 from jobs.queues import Queue
-from webapp.jobs import kinds as kind_modules
+
+KIND_PACKAGE = "webapp.jobs.kinds"  # every module in it registers one kind
 
 _REGISTRY: dict[str, JobKind] = {}
 
@@ -159,7 +160,7 @@ class KindNames:
 def load() -> None:
     """Import every module of webapp.jobs.kinds, and those named in settings.EXTRA_JOB_KINDS: each registers
     its kind. Called once the apps are ready, since kinds validate against the models."""
-    package = kind_modules.__name__
-    names = [f"{package}.{info.name}" for info in pkgutil.iter_modules(kind_modules.__path__)]
+    package = importlib.import_module(KIND_PACKAGE)  # by name: the kinds import this module, not the reverse
+    names = [f"{KIND_PACKAGE}.{info.name}" for info in pkgutil.iter_modules(package.__path__)]
     for name in [*names, *getattr(settings, "EXTRA_JOB_KINDS", ())]:
         importlib.import_module(name)
