@@ -31,6 +31,7 @@ run: install system-deps
 
 test: install system-deps browser-deps
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -67,6 +68,7 @@ browser-deps:
 
 lint: install
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: install system-deps
 	$(PY) bench/job_roundtrip.py

@@ -91,8 +91,9 @@ def fill(jobs: int, epochs: int) -> tuple:
     from rest_framework.authtoken.models import Token
 
     from webapp.datasets.models import Dataset
-    from webapp.experiments.models import Job, JobMetric, Project, Tag
+    from webapp.experiments.models import Project, Tag
     from webapp.experiments.summary import summary_fields
+    from webapp.jobs.models import Job, JobMetric
 
     started = time.perf_counter()
     rng = random.Random(20261129)
@@ -188,8 +189,8 @@ def main() -> None:
         from django.urls import NoReverseMatch, reverse
         from rest_framework.test import APIClient
 
-        from webapp.experiments.models import Job
         from webapp.experiments.serializers import JobSerializer
+        from webapp.jobs.models import Job
 
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
         # The page renders without `collectstatic`, as in the tests: plain static storage.

@@ -91,7 +91,8 @@ def train_mobilenet_transfer(root: Path, splits: dict, classes: list[str], epoch
 
 def measure(model_dir: Path, splits: dict, out_dir: Path) -> tuple[list[tuple], float]:
     """Export to every format and check each file: ([(fmt, export seconds, figures, problem)], Keras ms)."""
-    from jobs.ml.export import FORMATS, export_model, verify_export, within_tolerance
+    from jobs.ml.export import export_model, verify_export
+    from jobs.ml.export_formats import FORMATS, within_tolerance
     from jobs.ml.progress import NullSink
 
     rows, keras_latencies = [], []

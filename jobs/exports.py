@@ -40,7 +40,7 @@ def _images(model: TrainedModel) -> tuple[list[str], list[tuple[str, int]]]:
 
 def export_model(job, reporter) -> dict:
     """The `export_model` job: convert, check, and say how the file compares with the original."""
-    from jobs.ml.export import FORMATS, within_tolerance
+    from jobs.ml.export_formats import FORMATS, within_tolerance
     from jobs.sandbox import SandboxFailed, call
 
     model = TrainedModel.objects.filter(id=job.params["model"], owner=job.owner).first()

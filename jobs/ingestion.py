@@ -17,7 +17,7 @@ from django.utils import timezone
 from jobs.runner import UserFacingError
 from webapp.datasets.checks import LOOKS_LIKE_CLASSIFICATION, too_few_warning
 from webapp.datasets.models import Dataset, DatasetItem
-from webapp.experiments.public import relative_paths
+from webapp.jobs.public import relative_paths
 
 log = logging.getLogger(__name__)
 

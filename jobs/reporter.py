@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from jobs.ml.progress import JobCancelled
 from jobs.resilience import DB_ERRORS, reset_connection, retry_db
-from webapp.experiments import live
-from webapp.experiments.models import Job, JobMetric
+from webapp.jobs import live
+from webapp.jobs.models import Job, JobMetric
 from webapp.redis_client import REDIS_ERRORS, quick_redis
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,10 @@ from jobs.provenance import run_record
 from jobs.reporter import JobReporter
 from jobs.resilience import retry_db
 from jobs.trials import TrialPruned, reporter_for
-from webapp.experiments.models import Job
 from webapp.experiments.summary import summarize
 from webapp.jobs import registry
+from webapp.jobs.models import Job
+from webapp.jobs.signals import job_ended
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,7 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
         log.exception("Job %s could not be summarized", job_id)
     reporter.report_outcome(f"{status.capitalize()}" + (f": {fields['error']}" if fields.get("error") else ""),
                             fields.get("progress", reporter.fraction), fields["message"])
-    if job.sweep_id:
-        from webapp.sweeps.engine import trial_ended
-
-        trial_ended(job)
+    job_ended.send(sender=Job, job=job)
     return status
 
 

@@ -2,7 +2,7 @@
 
 Connected to Celery's worker signals when `jobs.tasks` is imported (only workers do that).
 A daemon thread in the worker's main process refreshes the presence record every few
-seconds and ends the jobs nothing will finish (see `webapp.ops.workers`): this worker's own
+seconds and ends the jobs nothing will finish (see `webapp.jobs.workers`): this worker's own
 jobs whose pool process died, running jobs whose worker has vanished, queued jobs whose
 message is gone. So a job is never left "running" forever after a crash.
 
@@ -29,7 +29,7 @@ from celery.signals import task_failure, worker_ready, worker_shutdown
 from django.db import connection
 
 from jobs.ml.devices import describe_machine
-from webapp.ops import workers as presence
+from webapp.jobs import workers as presence
 from webapp.redis_client import REDIS_ERRORS, quick_redis
 
 log = logging.getLogger(__name__)

@@ -146,11 +146,13 @@ def digits(worker, alice, alice_api):
     seconds each, for some twenty tests). Ingestion itself has its own tests.
     """
     from webapp.datasets.models import Dataset, DatasetItem
-    from webapp.experiments.models import Job, Project
+    from webapp.experiments.models import Project
+    from webapp.jobs.models import Job
 
     if _digits_snapshot:  # the same rows and files, and the ingestion job that made them
         dataset = Dataset.objects.create(owner=alice, **_digits_snapshot["fields"])
         DatasetItem.objects.bulk_create(DatasetItem(dataset=dataset, **item) for item in _digits_snapshot["items"])
+        shutil.rmtree(dataset.directory, ignore_errors=True)  # an earlier test's dataset with the same id left it
         shutil.copytree(_digits_snapshot["files"], dataset.directory)
         Job.objects.create(owner=alice, dataset=dataset, project=Project.default_for(alice), **_digits_snapshot["job"])
         return alice_api.get(f"/api/datasets/{dataset.id}/").json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +109,7 @@ def test_a_queued_job_is_cancelled_at_once_and_cannot_be_cancelled_twice(alice, 
 
 
 def test_cancelling_a_running_job_flags_it_for_the_worker(alice, alice_api):
-    from webapp.experiments import live
+    from webapp.jobs import live
 
     job = make_job(alice, status=Job.Status.RUNNING, worker="w@host")
 

@@ -31,7 +31,8 @@ ROWS = """
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from webapp.demos.models import ShareLink
-from webapp.experiments.models import Job, TrainedModel
+from webapp.experiments.models import TrainedModel
+from webapp.jobs.models import Job
 
 admin = get_user_model().objects.get(username="admin")
 ids = {}

@@ -20,7 +20,8 @@ from django.conf import settings
 
 from tests.archives import write_zip
 from tests.conftest import extra_worker, wait_for, wait_for_job
-from webapp.experiments.models import Job, JobMetric, TrainedModel
+from webapp.experiments.models import TrainedModel
+from webapp.jobs.models import Job, JobMetric
 
 
 def launch(client, dataset_id: int, queue: str = "cpu", **params) -> dict:
@@ -294,7 +295,7 @@ def test_after_a_redis_outage_a_worker_gets_a_full_grace_period_before_its_jobs_
 
     from django.utils import timezone
 
-    from webapp.ops.workers import ORPHAN_GRACE, JobWatch, fail_orphaned_jobs
+    from webapp.jobs.workers import ORPHAN_GRACE, JobWatch, fail_orphaned_jobs
 
     long_ago = timezone.now() - ORPHAN_GRACE - timedelta(minutes=5)
     job = Job.objects.create(owner=alice, kind="system_check", status="running", worker="w@host", started_at=long_ago)
@@ -359,7 +360,7 @@ def test_a_job_its_worker_holds_no_task_for_is_failed_when_two_rounds_agree(alic
 
     from django.utils import timezone
 
-    from webapp.ops.workers import LOST_BY_WORKER, LOST_TASK_QUIET, JobWatch, fail_jobs_lost_by_worker
+    from webapp.jobs.workers import LOST_BY_WORKER, LOST_TASK_QUIET, JobWatch, fail_jobs_lost_by_worker
 
     quiet_since = timezone.now() - LOST_TASK_QUIET - timedelta(seconds=5)
 

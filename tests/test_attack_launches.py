@@ -15,7 +15,7 @@ import pytest
 
 from tests.archives import image_bytes, write_zip
 from tests.conftest import wait_for, wait_for_job
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.worker
 
@@ -33,7 +33,7 @@ def test_queue_names_are_checked_on_every_path(worker, alice, alice_api):
 
 
 def test_a_training_that_cannot_fit_in_memory_is_refused_with_a_sentence(digits, alice_api, settings):
-    from webapp.experiments.inference import ask
+    from webapp.jobs.inference import ask
 
     settings.WORKER_MEMORY = 8 * 2**30
     # A launch waits a few seconds at most for the model's size (VGG16 takes longer to build the first

@@ -39,7 +39,8 @@ def _fresh_counts():
 @pytest.fixture
 def demo(alice, settings):
     from webapp.demos.models import ShareLink
-    from webapp.experiments.models import Job, TrainedModel
+    from webapp.experiments.models import TrainedModel
+    from webapp.jobs.models import Job
 
     job = Job.objects.create(owner=alice, kind=Job.Kind.TRAIN_CAPTIONER, status=Job.Status.SUCCEEDED,
                              finished_at=timezone.now())

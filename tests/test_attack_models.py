@@ -19,7 +19,7 @@ from django.conf import settings
 from tests.api_helpers import launch, upload_backbone
 from tests.conftest import extra_worker, wait_for_job
 from tests.hostile_models import endless_tflite, lambda_h5, memory_bomb_keras, sleeper_tflite
-from webapp.experiments.inference import ask
+from webapp.jobs.inference import ask
 
 pytestmark = [pytest.mark.worker,
               pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]

@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 from jobs.ml.devices import cpu_model
 from tests.browser_fixtures import log_in, screenshot
 from tests.conftest import wait_for
-from webapp.experiments.models import Job
 from webapp.jobs.launch import cancel_job, launch_job
+from webapp.jobs.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -96,7 +96,7 @@ def test_the_workers_page_shows_the_live_worker_its_cpu_and_the_queue_in_order(w
     log_in(page, "alice", "/workers/")
     page.evaluate("window.__noReload = true")
 
-    # A user sees the worker by number; its host name is for staff (webapp.ops.workers.snapshot).
+    # A user sees the worker by number; its host name is for staff (webapp.jobs.workers.snapshot).
     card = page.locator('[data-worker="Worker 1"]')
     expect(card).to_have_count(1)
     expect(card.locator("h2")).to_have_text("Worker 1")

@@ -27,7 +27,8 @@ from playwright.sync_api import expect
 from tests.browser_fixtures import log_in, screenshot
 from tests.conftest import token_client, wait_for
 from webapp.datasets.models import Dataset
-from webapp.experiments.models import Backbone, Job, TrainedModel
+from webapp.experiments.models import Backbone, TrainedModel
+from webapp.jobs.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

@@ -187,7 +187,8 @@ def test_an_int8_export_that_cannot_be_calibrated_turns_red_with_its_reason_and_
 
 
 def test_caption_and_tflite_backbone_models_say_why_they_cannot_be_exported(alice):
-    from webapp.experiments.models import Job, TrainedModel
+    from webapp.experiments.models import TrainedModel
+    from webapp.jobs.models import Job
 
     client = Client()
     client.force_login(alice)

@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 from tests.browser_fixtures import log_in, screenshot
 from tests.test_job_lists import curve, run
 from webapp.datasets.models import Dataset
-from webapp.experiments.models import Job, Project
+from webapp.experiments.models import Project
+from webapp.jobs.models import Job
 
 pytestmark = [pytest.mark.browser]
 

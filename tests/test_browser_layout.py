@@ -23,7 +23,8 @@ from tests.browser_fixtures import NO_SIDEWAYS_SCROLL, WIDE, log_in
 from tests.test_job_lists import curve, run
 from webapp.datasets.models import Dataset, DatasetItem
 from webapp.demos.models import ShareLink
-from webapp.experiments.models import Job, JobMetric, Project, TrainedModel
+from webapp.experiments.models import Project, TrainedModel
+from webapp.jobs.models import Job, JobMetric
 from webapp.sweeps.models import Sweep
 
 pytestmark = [pytest.mark.browser]

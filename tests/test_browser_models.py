@@ -26,7 +26,8 @@ from tests.api_helpers import launch
 from tests.browser_fixtures import NO_SIDEWAYS_SCROLL, WIDE, log_in, screenshot
 from tests.conftest import wait_for_job
 from webapp.demos.models import ShareLink
-from webapp.experiments.models import Job, Project, TrainedModel
+from webapp.experiments.models import Project, TrainedModel
+from webapp.jobs.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.browser_fixtures import log_in
 from tests.conftest import token_client, wait_for
 from tests.test_browser_training import ready_digits
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

@@ -24,7 +24,8 @@ from playwright.sync_api import expect
 from tests.archives import image_bytes
 from tests.browser_fixtures import NO_SIDEWAYS_SCROLL, log_in
 from webapp.datasets.models import Dataset, Upload
-from webapp.experiments.models import Backbone, Job, Project
+from webapp.experiments.models import Backbone, Project
+from webapp.jobs.models import Job
 
 pytestmark = [pytest.mark.browser]
 

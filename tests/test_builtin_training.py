@@ -14,7 +14,7 @@ pytestmark = pytest.mark.worker
 
 def test_the_digits_suggestion_reaches_90_percent(digits, alice_api):
     from webapp.datasets.models import Dataset
-    from webapp.experiments.input_defaults import suggestion_for
+    from webapp.datasets.suggestions import suggestion_for
 
     suggestion = suggestion_for(Dataset.objects.get(id=digits["id"]))
     assert suggestion["architecture"] == "lenet5"
@@ -34,7 +34,7 @@ def test_the_conv_net_with_its_defaults_learns_the_builtin_shapes(worker, alice_
     """The Shapes suggestion is the conv net with its defaults, so one run answers both: it used to end at
     chance (33%), its batch-normalisation statistics lagging and its pictures' colours memorised."""
     from webapp.datasets.models import Dataset
-    from webapp.experiments.input_defaults import suggestion_for
+    from webapp.datasets.suggestions import suggestion_for
 
     added = alice_api.post("/api/datasets/reference/", {"name": "shapes"}, format="json").json()
     shapes = wait_for(lambda: Dataset.objects.filter(id=added["id"], status="ready").first(), timeout=120,

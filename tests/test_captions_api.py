@@ -117,7 +117,7 @@ def test_a_caption_model_beats_the_baseline_reuses_features_and_its_demo_is_shar
 
 
 def test_a_cancelled_caption_job_resumes_from_its_last_epoch_on_the_cached_features(caption_setup, alice_api):
-    from webapp.experiments.models import Job, JobMetric
+    from webapp.jobs.models import Job, JobMetric
 
     _, dataset, backbone = caption_setup
     epochs = 8
@@ -152,7 +152,7 @@ def test_the_demo_endpoint_is_rate_limited_per_client_and_caps_the_photo_size(al
     from django.utils import timezone
 
     from webapp.demos.models import ShareLink
-    from webapp.experiments.models import Job
+    from webapp.jobs.models import Job
 
     job = Job.objects.create(owner=alice, kind=Job.Kind.TRAIN_CAPTIONER, status=Job.Status.SUCCEEDED,
                              finished_at=timezone.now())
@@ -211,7 +211,7 @@ def test_an_uploaded_backbone_is_checked_owned_and_deleted_with_its_file(worker,
 def test_a_caption_model_whose_files_are_damaged_answers_with_a_sentence(worker, alice, alice_api):
     from django.utils import timezone
 
-    from webapp.experiments.models import Job
+    from webapp.jobs.models import Job
 
     job = Job.objects.create(owner=alice, kind=Job.Kind.TRAIN_CAPTIONER, status=Job.Status.SUCCEEDED,
                              finished_at=timezone.now())

@@ -32,7 +32,7 @@ from webapp.experiments.compare import (
     parse_ids,
     write_predictions,
 )
-from webapp.experiments.models import Job, JobMetric
+from webapp.jobs.models import Job, JobMetric
 
 # --- McNemar's exact test ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from tests import archives
 from webapp.datasets.models import Dataset, Upload
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import wait_for_job
-from webapp.experiments.models import Job, JobMetric, Project, Tag
+from webapp.experiments.models import Project, Tag
+from webapp.jobs.models import Job, JobMetric
 
 pytestmark = pytest.mark.worker
 

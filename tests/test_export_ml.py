@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from jobs.ml import export
-from jobs.ml.export import FORMATS, SNIPPETS, ExportRefused, export_model, verify_export, within_tolerance
+from jobs.ml.export import export_model, verify_export
+from jobs.ml.export_formats import FORMATS, SNIPPETS, ExportRefused, within_tolerance
 from jobs.ml.predict import load_classifier, predict_image
 from jobs.ml.progress import JobCancelled, NullSink
 from jobs.ml.training import TrainConfig, train_classifier

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 from webapp.ops.stack import free_port
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,9 @@ from django.utils import timezone
 from jobs.ml.progress import JobCancelled
 from jobs.reporter import JobReporter
 from jobs.runner import UserFacingError, run_job
-from webapp.experiments import live
-from webapp.experiments.models import Job
-from webapp.ops import workers as presence
+from webapp.jobs import live
+from webapp.jobs import workers as presence
+from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,10 @@ import pytest
 from django.utils import timezone
 
 from webapp.datasets.models import Dataset
-from webapp.experiments import live
-from webapp.experiments.models import Job, JobMetric, Project, Tag, TrainedModel
+from webapp.experiments.models import Project, Tag, TrainedModel
 from webapp.experiments.summary import summarize
+from webapp.jobs import live
+from webapp.jobs.models import Job, JobMetric
 
 pytestmark = pytest.mark.django_db
 

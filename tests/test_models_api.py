@@ -11,7 +11,8 @@ import pytest
 from tests.api_helpers import launch
 from tests.conftest import wait_for_job
 from webapp.demos.models import ShareLink
-from webapp.experiments.models import Job, Project, TrainedModel
+from webapp.experiments.models import Project, TrainedModel
+from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.worker
 

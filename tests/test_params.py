@@ -75,7 +75,7 @@ def test_api_params_and_the_openapi_docs_say_the_same(alice_api):
 
 
 def test_the_compare_table_names_parameters_as_declared(alice, alice_api):
-    from webapp.experiments.models import Job
+    from webapp.jobs.models import Job
 
     jobs = [Job.objects.create(owner=alice, kind="train", status="succeeded",
                                params={"architecture": "mlp", "learning_rate": rate, "epochs": 5}).id

@@ -21,7 +21,7 @@ ADMIN_URL = os.environ.get("VISIONLAB_TEST_POSTGRES_URL", "postgresql://postgres
 SCRIPT = """
 import json
 from django.contrib.auth import get_user_model
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 user = get_user_model().objects.create_user("pg-user")
 job = Job.objects.create(owner=user, kind="system_check", params={"seconds_per_device": 1.0})
 claimed = Job.claim(job.id, "w@host"), Job.claim(job.id, "w2@host")

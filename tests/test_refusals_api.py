@@ -20,7 +20,8 @@ from django.utils import timezone
 from tests import archives
 from tests.conftest import wait_for
 from webapp.datasets.models import Dataset
-from webapp.experiments.models import Job, Project
+from webapp.experiments.models import Project
+from webapp.jobs.models import Job
 
 # --- datasets: too few images per class, and class folders uploaded as captions ------------------------
 

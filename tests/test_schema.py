@@ -66,7 +66,8 @@ def test_the_schema_validates_without_warnings_and_names_every_api_endpoint(tmp_
 SEED = """
 from django.contrib.auth import get_user_model
 from webapp.demos.models import ShareLink
-from webapp.experiments.models import Job, TrainedModel
+from webapp.experiments.models import TrainedModel
+from webapp.jobs.models import Job
 
 admin = get_user_model().objects.get(username="admin")
 for task, kind, arch in (("classify", Job.Kind.TRAIN, "lenet5"), ("caption", Job.Kind.TRAIN_CAPTIONER, "merge")):

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from tests.conftest import wait_for
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 from webapp.sweeps import studies
 from webapp.sweeps.models import Sweep
 
@@ -245,7 +245,7 @@ def test_transfer_trials_train_heads_on_cached_features_and_the_best_is_promoted
         digits, alice_api, tmp_path):
     from tests.api_helpers import upload_backbone
     from tests.backbone_files import pixels_backbone
-    from webapp.ops.workers import remove_presence, write_presence
+    from webapp.jobs.workers import remove_presence, write_presence
 
     backbone = upload_backbone(alice_api, pixels_backbone(tmp_path))
     space = {"learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 3e-2}}

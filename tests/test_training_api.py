@@ -15,7 +15,7 @@ from django.conf import settings
 from PIL import Image
 
 from tests.conftest import ROOT, wait_for, wait_for_job
-from webapp.experiments.models import Job, JobMetric
+from webapp.jobs.models import Job, JobMetric
 
 pytestmark = pytest.mark.worker
 

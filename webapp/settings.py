@@ -222,7 +222,7 @@ SANDBOX_SECONDS = env_float("SANDBOX_SECONDS", 90.0)
 # Modules beyond webapp/jobs/kinds/ that each register a job kind (webapp.jobs.registry), e.g. a site's own.
 EXTRA_JOB_KINDS = env_list("EXTRA_JOB_KINDS", [])
 SANDBOX_MEMORY_BYTES = env_size("SANDBOX_MEMORY", "4GiB")
-# Launches (webapp/experiments/limits.py). Optional per-user quotas (0: none): jobs queued or
+# Launches (webapp/jobs/limits.py). Optional per-user quotas (0: none): jobs queued or
 # running at once, and bytes of datasets, models and backbones kept.
 USER_MAX_ACTIVE_JOBS = env_int("USER_MAX_ACTIVE_JOBS", 0, minimum=0)
 USER_STORAGE_QUOTA = env_size("USER_STORAGE_QUOTA", "0")
@@ -285,9 +285,9 @@ SPECTACULAR_SETTINGS = {
         "DatasetKindEnum": "webapp.datasets.models.Dataset.Kind",
         "DatasetStatusEnum": "webapp.datasets.models.Dataset.Status",
         "JobKindEnum": "webapp.jobs.registry.choices",
-        "JobStatusEnum": "webapp.experiments.models.Job.Status",
+        "JobStatusEnum": "webapp.jobs.models.Job.Status",
         "SweepStatusEnum": "webapp.sweeps.models.Sweep.Status",
-        "ExportFormatEnum": "webapp.jobs.kinds.export_model.EXPORT_FORMATS",
+        "ExportFormatEnum": "webapp.experiments.kinds.export_model.EXPORT_FORMATS",
         "SweepMethodEnum": "webapp.sweeps.models.Sweep.Method",
         "SweepPruningEnum": "webapp.sweeps.models.Sweep.Pruning",
     },

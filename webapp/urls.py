@@ -12,6 +12,7 @@ from webapp.accounts.views import account_page
 from webapp.datasets import views as dataset_pages
 from webapp.datasets.api import DatasetViewSet, UploadViewSet
 from webapp.demos import views as demo_pages
+from webapp.demos.api import ShareView
 from webapp.experiments import model_list, model_pages
 from webapp.experiments import views as experiment_pages
 from webapp.experiments.api import JobViewSet, ProjectViewSet
@@ -72,6 +73,7 @@ urlpatterns = [
     path("demo/<str:token>/examples/<int:n>", demo_pages.demo_example, name="demo-example"),
     path("admin/login/", answers_429_when_paused(admin.site.login)),  # before the admin's own, same view
     path("admin/", admin.site.urls),
+    path("api/models/<int:id>/share/", ShareView.as_view(), name="api-model-share"),  # the demos app's
     path("api/", include(router.urls)),
     path("api/workers/", WorkersView.as_view(), name="api-workers"),
     path("api/compare/", CompareView.as_view(), name="api-compare"),

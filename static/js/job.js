@@ -290,7 +290,7 @@
   function renderTraining(job) {
     updateCurves(job);
     const resume = document.getElementById("resume-form");
-    if (resume) resume.hidden = !job.resumable;  // only where it can help (webapp/experiments/resumable.py)
+    if (resume) resume.hidden = !job.resumable;  // only where it can help (webapp/jobs/resumable.py)
     const refusal = document.getElementById("resume-refusal");
     if (refusal) {
       refusal.textContent = job.resume_refusal || "";

@@ -13,6 +13,7 @@ from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from webapp.api_schema import DetailSerializer
 from webapp.datasets import services
 from webapp.datasets.models import Dataset, Upload
 from webapp.datasets.serializers import (
@@ -25,11 +26,10 @@ from webapp.datasets.serializers import (
     RereadSerializer,
     UploadSerializer,
 )
-from webapp.experiments import live
 from webapp.experiments.api import QueueUnavailableError
-from webapp.experiments.models import Job
-from webapp.experiments.serializers import DetailSerializer
+from webapp.jobs import live
 from webapp.jobs.launch import QueueUnavailable
+from webapp.jobs.models import Job
 
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 MAX_ITEMS_PAGE = 500

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from webapp.datasets.models import Dataset, DatasetItem, Upload
-from webapp.experiments.models import Job
-from webapp.experiments.public import relative_paths
+from webapp.jobs.models import Job
+from webapp.jobs.public import relative_paths
 
 
 class DatasetSerializer(serializers.ModelSerializer):

@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from webapp.datasets.content import content_key
 from webapp.datasets.models import Dataset, Upload, uploads_root
-from webapp.experiments import limits
-from webapp.experiments.limits import LaunchRefused
-from webapp.experiments.models import Job
+from webapp.jobs import limits
 from webapp.jobs.launch import QueueUnavailable, cancel_job, launch_job
+from webapp.jobs.limits import LaunchRefused
+from webapp.jobs.models import Job
 from webapp.redis_client import redis_problem
 
 COPY_BUFFER = 1024 * 1024

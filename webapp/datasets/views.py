@@ -15,10 +15,10 @@ from webapp.datasets.checks import LOOKS_LIKE_CLASSIFICATION, TOO_FEW_IMAGES
 from webapp.datasets.models import Dataset
 from webapp.datasets.serializers import DatasetSerializer
 from webapp.datasets.sources import SOURCES
-from webapp.experiments import live
-from webapp.experiments.input_defaults import suggestion_for
-from webapp.experiments.models import Job
+from webapp.datasets.suggestions import suggestion_for
+from webapp.jobs import live
 from webapp.jobs.launch import QueueUnavailable
+from webapp.jobs.models import Job
 from webapp.redis_client import redis_problem
 
 SAMPLES_PER_CLASS = 8

@@ -6,6 +6,8 @@ import hashlib
 import secrets
 
 from django.db import models
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
 TOKEN_BYTES = 24  # 192 random bits, 32 URL-safe characters
@@ -32,14 +34,9 @@ class ShareLink(models.Model):
 
     @classmethod
     def revoke(cls, model) -> bool:
-        """Switch off `model`'s demo link, if it has one, remembering that its token was revoked (so the
-        old URL can say so). Sharing again makes a new token: a revoked link never comes back."""
-        link = cls.objects.filter(model=model).first()
-        if link is None:
-            return False
-        RevokedLink.objects.get_or_create(digest=RevokedLink.digest_of(link.token))
-        link.delete()
-        return True
+        """Switch off `model`'s demo link, if it has one (its token is remembered as revoked, below). Sharing
+        again makes a new token: a revoked link never comes back."""
+        return bool(cls.objects.filter(model=model).delete()[0])
 
 
 class RevokedLink(models.Model):
@@ -62,3 +59,10 @@ class RevokedLink(models.Model):
     @classmethod
     def was_revoked(cls, token: str) -> bool:
         return cls.objects.filter(digest=cls.digest_of(token)).exists()
+
+
+@receiver(post_delete, sender=ShareLink, dispatch_uid="demos.remember_revoked_link")
+def remember_revoked_link(sender, instance: ShareLink, **kwargs) -> None:
+    """However a link goes (revoked, or its model or run deleted, which cascades here), its old URL can
+    say it was switched off by its owner: the experiments app deletes models without knowing of demos."""
+    RevokedLink.objects.get_or_create(digest=RevokedLink.digest_of(instance.token))

@@ -11,13 +11,11 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 
-from webapp.experiments import deletion, job_lists, live
+from webapp.api_schema import DetailSerializer
+from webapp.experiments import deletion, job_lists
 from webapp.experiments.input_defaults import launch_warnings
-from webapp.experiments.limits import LaunchRefused
-from webapp.experiments.models import Job, Project, Tag
-from webapp.experiments.public import relative_paths
+from webapp.experiments.models import Project, Tag
 from webapp.experiments.serializers import (
-    DetailSerializer,
     JobBulkDeletedSerializer,
     JobBulkDeleteSerializer,
     JobCreateSerializer,
@@ -25,7 +23,7 @@ from webapp.experiments.serializers import (
     JobSerializer,
     ProjectSerializer,
 )
-from webapp.jobs import registry
+from webapp.jobs import live, registry
 from webapp.jobs.launch import (
     QueueUnavailable,
     ResumeRefused,
@@ -34,6 +32,9 @@ from webapp.jobs.launch import (
     rerun_params,
     resume_job,
 )
+from webapp.jobs.limits import LaunchRefused
+from webapp.jobs.models import Job
+from webapp.jobs.public import relative_paths
 
 
 class JobCreatedSerializer(JobSerializer):
@@ -80,7 +81,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         self._live = live.read_many([job.id]) if job.status == Job.Status.RUNNING else {}
         log = live.read_log(job.id)
-        if not request.user.is_staff:  # see webapp/experiments/public.py
+        if not request.user.is_staff:  # see webapp/jobs/public.py
             log = [relative_paths(line) for line in log]
         return Response({**self.get_serializer(job).data, "log_tail": log})
 

@@ -23,10 +23,10 @@ from rest_framework.response import Response
 from jobs.ml import scaling as scalings  # a plain catalogue: importing it loads no TensorFlow
 from jobs.ml import signatures  # the standard library only
 from webapp.datasets.models import Dataset
-from webapp.experiments import limits
 from webapp.experiments.models import Backbone
 from webapp.experiments.models_api import ask_or_503
-from webapp.experiments.public import relative_paths
+from webapp.jobs import limits
+from webapp.jobs.public import relative_paths
 
 SUFFIXES = {".keras": Backbone.Format.KERAS, ".h5": Backbone.Format.H5, ".tflite": Backbone.Format.TFLITE}
 SCALING_CHOICES = [("auto", "Decided by the file (quantized input, TFLite metadata), raw 0..255 otherwise"),

@@ -36,10 +36,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from webapp.experiments.models import Job, JobMetric
-from webapp.experiments.params import label_of
-from webapp.experiments.public import relative_paths
 from webapp.experiments.summary import downsample, summary_fields
+from webapp.jobs.models import Job, JobMetric
+from webapp.jobs.public import relative_paths
+from webapp.jobs.registry import param_label
 
 MIN_RUNS, MAX_RUNS = 2, 10
 MAX_POINTS = 200  # per run and metric, unless the full series is asked for
@@ -552,7 +552,7 @@ def compare_runs(user, ids: Sequence[int], full: bool = False) -> dict:
         "params": params,
         "differing": differing,
         "param_labels": {name: label for name in params
-                         if (label := next((lb for job in jobs if (lb := label_of(job.kind, name)) != name), None))},
+                         if (label := next((lb for job in jobs if (lb := param_label(job.kind, name)) != name), None))},
         "metrics": _metrics(jobs, rows, entries, full),
         "pairs": pairs,
         "captions": captions,

@@ -13,6 +13,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.api_schema import DetailSerializer
 from webapp.experiments.compare import (
     MAX_POINTS,
     MAX_RUNS,
@@ -23,7 +24,6 @@ from webapp.experiments.compare import (
     parse_ids,
     truthy,
 )
-from webapp.experiments.serializers import DetailSerializer
 
 # Response shapes, for the OpenAPI schema (/api/schema/). The view answers plain dicts built by
 # webapp.experiments.compare; tests/test_schema.py checks the two agree.

@@ -24,9 +24,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 
-from webapp.experiments import live
-from webapp.experiments.models import Job, TrainedModel
+from webapp.experiments.models import TrainedModel
+from webapp.jobs import live
+from webapp.jobs.models import Job
+
+# Asked before a model is deleted, with `model`: a receiver in an app above (sweeps) answers a sentence
+# saying why not, or None.
+model_delete_requested = Signal()
 
 
 class DeleteRefused(Exception):
@@ -38,9 +44,8 @@ def _title(job: Job) -> str:
 
 
 def model_refusal(model: TrainedModel) -> str | None:
-    """Why `model` cannot be deleted now, or None."""
-    from webapp.sweeps.models import Sweep
-
+    """Why `model` cannot be deleted now, or None: a job that reads or saves it, or what an app above says
+    (a running sweep whose trials read it, through `model_delete_requested`)."""
     if model.job.is_active:
         return f"“{model.name}” is still being saved by {_title(model.job)}; wait for it to end, then delete it."
     key = f"models/{model.pk}"
@@ -53,10 +58,9 @@ def model_refusal(model: TrainedModel) -> str | None:
         if job.kind == Job.Kind.EXPORT_MODEL and params.get("model") == model.pk:
             return (f"“{model.name}” is being exported ({_title(job)}); cancel the export or wait for it "
                     "to end, then delete the model.")
-    sweep = Sweep.objects.filter(owner=model.owner, status=Sweep.Status.RUNNING, params__backbone=key).first()
-    if sweep is not None:
-        return (f"Sweep #{sweep.pk} is running and its trials read “{model.name}” as their backbone; "
-                "cancel the sweep or wait for it to end, then delete the model.")
+    for _receiver, refusal in model_delete_requested.send(sender=TrainedModel, model=model):
+        if refusal:
+            return refusal
     for other in TrainedModel.objects.filter(owner=model.owner, backbone__backbone=key).exclude(pk=model.pk):
         if _reads_file_of(other, model):
             return (f"“{other.name}” runs on this model's file as its backbone; delete it first, "
@@ -106,16 +110,13 @@ def what_job_loses(job: Job) -> str:
 
 def delete_model(model: TrainedModel) -> None:
     """Delete `model`, its files, its exports and its demo link, or raise DeleteRefused."""
-    from webapp.demos.models import ShareLink
-
     problem = model_refusal(model)
     if problem:
         raise DeleteRefused(problem)
     directory = model.directory
     with transaction.atomic():
-        ShareLink.revoke(model)
         export_jobs(model).delete()
-        model.delete()
+        model.delete()  # its demo link goes with it (webapp.demos remembers the token as revoked)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -149,15 +150,12 @@ def delete_jobs(jobs: list[Job]) -> None:
     problems = [problem for job in jobs if (problem := job_refusal(job))]
     if problems:
         raise DeleteRefused(" ".join(problems))
-    from webapp.demos.models import ShareLink
-
     paths = [export for job in jobs if (export := _export_file_of(job))]
     with transaction.atomic():
         for job in jobs:
             model = TrainedModel.objects.filter(job=job).first()
             if model is not None:
                 paths.append(model.directory)
-                ShareLink.revoke(model)
                 export_jobs(model).delete()
             paths.append(Path(settings.DATA_DIR) / "jobs" / str(job.pk))
         Job.objects.filter(pk__in=[job.pk for job in jobs]).delete()  # metrics and models cascade

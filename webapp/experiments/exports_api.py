@@ -11,8 +11,10 @@ from __future__ import annotations
 from django.http import FileResponse
 from rest_framework import serializers
 
-from webapp.experiments.models import Job, TrainedModel
-from webapp.jobs.kinds.export_model import EXPORT_FORMATS
+from jobs.ml.export_formats import FORMATS
+from webapp.experiments.kinds.export_model import EXPORT_FORMATS
+from webapp.experiments.models import TrainedModel
+from webapp.jobs.models import Job
 
 FIGURES = ("size", "test_accuracy", "original_accuracy", "accuracy_change", "agreement", "max_prob_diff",
            "latency_ms", "original_latency_ms", "images")
@@ -54,13 +56,11 @@ def latest_jobs(model: TrainedModel) -> dict[str, Job]:
 
 
 def export_file(model: TrainedModel, fmt: str):
-    from jobs.ml.export import FORMATS
 
     return model.exports_directory / FORMATS[fmt][1]
 
 
 def row(model: TrainedModel, job: Job) -> dict:
-    from jobs.ml.export import FORMATS
 
     fmt = job.params["format"]
     result = job.result if isinstance(job.result, dict) else {}

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.ml.catalog import ARCHITECTURES, BUILTIN_DATASETS, Architecture
-from webapp.experiments.params import label_of
+from jobs.ml.catalog import ARCHITECTURES, Architecture
 
 GRAYSCALE_WARNING = "These classes differ by colour; grayscale input throws that away. Choose Colour (RGB)."
 
@@ -100,20 +99,3 @@ def launch_warnings(kind: str, params: dict, dataset) -> list[str]:
     if arch is None or arch.uses_backbone or not dataset_input(dataset).differs_by_colour:
         return []
     return [GRAYSCALE_WARNING]
-
-
-def suggestion_for(dataset) -> dict | None:
-    """A built-in dataset's suggested run, or None: {"architecture", "params" (those that differ from the
-    defaults), "title", "settings" (the params in words), "why"}. The dataset page shows it and the
-    Train form prefills it."""
-    kind, _, name = (dataset.source or "").partition(":")
-    source = BUILTIN_DATASETS.get(name) if kind == "builtin" else None
-    if source is None or source.suggested is None:
-        return None
-    suggested = source.suggested
-    params = dict(suggested.params)
-    words = [f"{value} epochs" if key == "epochs" else f"{label_of('train', key).lower()} {value}"
-             for key, value in params.items()]
-    return {"architecture": suggested.architecture, "params": params,
-            "title": ARCHITECTURES[suggested.architecture].title,
-            "settings": " · ".join(words) if words else "its defaults", "why": suggested.why}

@@ -28,8 +28,9 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Quer
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 
-from webapp.experiments.models import Job, Project, Tag
+from webapp.experiments.models import Project, Tag
 from webapp.experiments.serializers import JobSerializer
+from webapp.jobs.models import Job
 
 # What `ordering` sorts on: the summary columns, the run's duration, its age and its id.
 ORDERINGS = ("created_at", "test_accuracy", "best_val_accuracy", "best_val_loss", "bleu4", "duration", "id")

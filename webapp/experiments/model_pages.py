@@ -15,7 +15,7 @@ from jobs.ml.catalog import BUILTIN_BACKBONES
 from jobs.ml.scaling import SCALINGS
 from webapp.experiments.backbone_choices import BUILTIN, choices_for, weights_present
 from webapp.experiments.backbones_api import SCALING_CHOICES
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 from webapp.redis_client import redis_problem
 
 GROUPS = (("builtin", "Built in"), ("uploaded", "Uploaded by you"), ("models", "Your trained classifiers"))

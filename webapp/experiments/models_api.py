@@ -15,15 +15,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.ml.catalog import ARCHITECTURES
+from webapp.api_schema import DetailSerializer
 from webapp.experiments import deletion, exports_api
 from webapp.experiments.api import QueueUnavailableError, first_error
-from webapp.experiments.inference import InferenceUnavailable, ask
-from webapp.experiments.limits import LaunchRefused
-from webapp.experiments.models import Job, TrainedModel
-from webapp.experiments.serializers import DetailSerializer, JobSerializer
+from webapp.experiments.kinds.export_model import EXPORT_FORMATS
+from webapp.experiments.models import TrainedModel
+from webapp.experiments.serializers import JobSerializer
 from webapp.jobs import registry
-from webapp.jobs.kinds.export_model import EXPORT_FORMATS
+from webapp.jobs.inference import InferenceUnavailable, ask
 from webapp.jobs.launch import QueueUnavailable, launch_job
+from webapp.jobs.limits import LaunchRefused
+from webapp.jobs.models import Job
 
 
 class InferenceUnavailableError(APIException):
@@ -95,11 +97,6 @@ class PredictionsSerializer(serializers.Serializer):
 
 class CaptionSerializer(serializers.Serializer):
     caption = serializers.CharField()
-
-
-class ShareSerializer(serializers.Serializer):
-    url = serializers.URLField(required=False, help_text="The public demo page (POST).")
-    revoked = serializers.BooleanField(required=False, help_text="Whether there was a link to revoke (DELETE).")
 
 
 class ReferenceShapeSerializer(serializers.Serializer):
@@ -239,34 +236,6 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         if answer is None:
             raise Http404("This model has no finished export in this format.")
         return answer
-
-    @extend_schema(methods=["POST"], request=None, responses={200: ShareSerializer, 201: ShareSerializer})
-    @extend_schema(methods=["DELETE"], request=None, responses={200: ShareSerializer})
-    @action(detail=True, methods=["post", "delete"])
-    def share(self, request, pk=None):
-        """POST makes (or returns) the public demo link of a caption model; DELETE revokes it at once."""
-        from webapp.demos.models import ShareLink
-
-        model = self.get_object()
-        if request.method == "DELETE":
-            return Response({"revoked": ShareLink.revoke(model)})
-        if model.task != TrainedModel.Task.CAPTION:
-            return Response({"detail": "Only caption models have a public demo."}, status=400)
-        link, created = ShareLink.objects.get_or_create(model=model, defaults={"examples": _examples(model)})
-        return Response({"url": request.build_absolute_uri(f"/demo/{link.token}/")},
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-
-
-EXAMPLES = 6
-
-
-def _examples(model: TrainedModel) -> list[int]:
-    """Images for the demo's "try an example": test-split photos the model never trained on."""
-    if model.dataset is None:
-        return []
-    items = model.dataset.items.exclude(captions=[])
-    test = list(items.filter(split="test").order_by("id").values_list("id", flat=True)[:EXAMPLES])
-    return test or list(items.order_by("-id").values_list("id", flat=True)[:EXAMPLES])
 
 
 def caption_response(model: TrainedModel, upload, max_bytes: int) -> Response:

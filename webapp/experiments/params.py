@@ -167,9 +167,3 @@ SYSTEM_CHECK = Declaration((
 
 # {job kind: its declaration}, from each registered kind's `declaration` (webapp.jobs.kinds).
 DECLARATIONS = registry.DeclarationsView()
-
-
-def label_of(kind: str, name: str) -> str:
-    """How a page names parameter `name` of `kind` ("Learning rate"), or the name itself."""
-    declaration = DECLARATIONS.get(kind)
-    return declaration[name].label if declaration and name in declaration else name

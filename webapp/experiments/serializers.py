@@ -5,12 +5,12 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from jobs.queues import Queue
-from webapp.experiments.models import Job
 from webapp.experiments.params_api import params_help
-from webapp.experiments.public import job_for
-from webapp.experiments.queue_position import queue_position
-from webapp.experiments.resumable import resume_state
 from webapp.jobs import registry
+from webapp.jobs.models import Job
+from webapp.jobs.public import job_for
+from webapp.jobs.queue_position import queue_position
+from webapp.jobs.resumable import resume_state
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -134,12 +134,6 @@ class JobBulkDeleteSerializer(serializers.Serializer):
 
 class JobBulkDeletedSerializer(serializers.Serializer):
     deleted = serializers.ListField(child=serializers.IntegerField())
-
-
-class DetailSerializer(serializers.Serializer):
-    """An error or refusal: one sentence for a person (DRF's shape)."""
-
-    detail = serializers.CharField()
 
 
 class JobEditSerializer(serializers.Serializer):

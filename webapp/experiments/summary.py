@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 
 SPARKLINE_POINTS = 40
 

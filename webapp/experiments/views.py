@@ -9,14 +9,16 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from webapp.datasets.suggestions import suggestion_for
 from webapp.experiments.deletion import what_job_loses
 from webapp.experiments.job_lists import filter_options
-from webapp.experiments.limits import LaunchRefused
-from webapp.experiments.models import Job, Project
-from webapp.experiments.queue_position import queue_position
-from webapp.experiments.resumable import resume_state
+from webapp.experiments.models import Project
 from webapp.jobs import registry
 from webapp.jobs.launch import QueueUnavailable, cancel_job, launch_job
+from webapp.jobs.limits import LaunchRefused
+from webapp.jobs.models import Job
+from webapp.jobs.queue_position import queue_position
+from webapp.jobs.resumable import resume_state
 from webapp.redis_client import redis_problem
 
 
@@ -99,7 +101,7 @@ def train_page(request):
         dataset.too_few_images = (dataset.warning(TOO_FEW_IMAGES) or {}).get("message", "")
         # What train.js prefills when it is picked (webapp/experiments/input_defaults.py has the rule).
         dataset.input = input_defaults.dataset_input(dataset)
-        suggestion = input_defaults.suggestion_for(dataset)
+        suggestion = suggestion_for(dataset)
         dataset.suggestion_json = json.dumps(suggestion) if suggestion else ""
     return render(request, "experiments/train.html", {
         "datasets": datasets,
@@ -115,12 +117,11 @@ def train_page(request):
 
 @login_required
 def model_page(request, model_id: int):
-    from webapp.demos.models import ShareLink
     from webapp.experiments.model_pages import backbone_facts
     from webapp.experiments.models import TrainedModel
 
     model = get_object_or_404(TrainedModel.objects.select_related("job", "dataset"), id=model_id, owner=request.user)
-    link = ShareLink.objects.filter(model=model).first()
+    link = getattr(model, "share_link", None)  # its demo link (webapp.demos), through the reverse relation
     result = model.job.result or {}
     caption = {}
     if model.task == TrainedModel.Task.CAPTION:
@@ -151,7 +152,7 @@ def export_card(model) -> dict:
         return {"refused": "This model reads its features from a TensorFlow Lite backbone, which runs in its own "
                            "interpreter before the Keras head: the two cannot be joined into one exported file, "
                            "so it is kept as .keras."}
-    from jobs.ml.export import FORMATS, SNIPPETS, TOLERANCES
+    from jobs.ml.export_formats import FORMATS, SNIPPETS, TOLERANCES
     from webapp.experiments import exports_api
 
     images, split = 0, "test"

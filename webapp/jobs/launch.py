@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from jobs.provenance import code_version
 from jobs.queues import Queue
-from webapp.experiments import limits, live
-from webapp.experiments.models import Job, Project
-from webapp.experiments.resumable import resume_refusal
-from webapp.jobs import registry
+from webapp.jobs import limits, live, registry
+from webapp.jobs.models import Job
+from webapp.jobs.resumable import resume_refusal
+from webapp.jobs.signals import job_ended
 from webapp.redis_client import REDIS_ERRORS, redis_problem
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,18 @@ def launch_job(owner, kind: str, params: dict, queue: str | None = None, dataset
               "dataset_hash": params.get("dataset_hash") or getattr(dataset, "content_hash", None),
               **({"rerun_of": rerun_of.id} if rerun_of else {})}
     job = Job.objects.create(owner=owner, kind=kind, params=params, dataset=dataset, queue=queue, note=note,
-                             project=project or Project.default_for(owner), sweep=sweep, trial_number=trial_number,
+                             project=project or default_project(owner), sweep=sweep, trial_number=trial_number,
                              record={k: v for k, v in record.items() if v is not None})
     if tags:
         job.tags.set(tags)
     transaction.on_commit(lambda: _enqueue(job, spec, priority), robust=False)
     return job
+
+
+def default_project(owner):
+    """The owner's "Default" project: the model Job files runs in (experiments.Project), asked of the field so the
+    platform needs no import of the app above it."""
+    return Job._meta.get_field("project").related_model.default_for(owner)
 
 
 # Params a launch writes down beside the ones its caller chose: the rerun asks for the choices only.
@@ -88,7 +94,7 @@ def rerun_params(job: Job) -> dict:
 
 def auto_queue() -> str:
     """`gpu` when a live worker on the gpu queue has a GPU, else `cpu`."""
-    from webapp.ops.workers import read_presence
+    from webapp.jobs.workers import read_presence
 
     try:
         workers = read_presence().values()
@@ -100,7 +106,7 @@ def auto_queue() -> str:
 
 
 class ResumeRefused(Exception):
-    """Resume cannot help this job (webapp.experiments.resumable); str() says why and what to do."""
+    """Resume cannot help this job (webapp.jobs.resumable); str() says why and what to do."""
 
 
 def resume_job(job_id: int) -> bool:
@@ -159,11 +165,10 @@ def cancel_job(job_id: int) -> bool:
         status=Job.Status.CANCELLED, cancel_requested=True, finished_at=now, updated_at=now,
         message="Cancelled before it started",
     ):
-        job = Job.objects.filter(id=job_id, sweep__isnull=False).first()
-        if job is not None:  # a sweep's trial that never ran: its sweep moves on now (a running one's worker does it)
-            from webapp.sweeps.engine import trial_ended
-
-            trial_ended(job)
+        # A sweep's trial that never ran: its sweep moves on now (a running one's worker tells it).
+        job = Job.objects.filter(id=job_id).first()
+        if job is not None:
+            job_ended.send(sender=Job, job=job)
         return True
     if Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
         cancel_requested=True, message="Cancelling", updated_at=now,

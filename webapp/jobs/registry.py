@@ -1,11 +1,14 @@
 """The job kinds this server can run: one registered entry each, and the lookups everything else uses.
 
-A kind of job is one class in one module of `webapp.jobs.kinds` (as NetBox's JobRunner classes
-over one Job model, or Pillow's format plugins): its parameters and launch checks, its queue, the
-Celery task that runs it and the worker function behind the task, whether it resumes, what a
-sweep may optimise, its verdict, and its part of the job page. The registry is filled once Django's
-apps are ready (`load`, from JobsConfig.ready) by importing every module of that package, and the
-modules named in the EXTRA_JOB_KINDS setting; nothing else keeps a list of kinds.
+A kind of job is one class in one module of an app's `kinds` package (as NetBox's JobRunner
+classes over one Job model, or Pillow's format plugins); the app that owns what the job works on
+owns its kind (ingestion in webapp/datasets/kinds/, training in webapp/experiments/kinds/). It
+holds the kind's parameters and launch checks, its queue, the Celery task that runs it and the
+worker function behind the task, whether it resumes, what a sweep may optimise, its verdict, what
+its failure elsewhere means, and its part of the job page. The
+registry is filled once Django's apps are ready (`load`, from JobsConfig.ready) by importing every
+module of every installed app's `kinds` package and the modules named in the EXTRA_JOB_KINDS setting;
+nothing else keeps a list of kinds.
 
 This module imports no model, so `Job` can take its choices from it.
 """
@@ -18,11 +21,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from django.apps import apps
 from django.conf import settings
+from django.utils.module_loading import module_has_submodule
 
 from jobs.queues import Queue
 
-KIND_PACKAGE = "webapp.jobs.kinds"  # every module in it registers one kind
+KINDS_PACKAGE = "kinds"  # in each app, the package whose every module registers one kind
 
 _REGISTRY: dict[str, JobKind] = {}
 
@@ -79,6 +84,9 @@ class JobKind:
         """The plain verdict of a finished run (webapp.experiments.verdicts), or None for kinds without one."""
         return None
 
+    def lost(self, job, error: str) -> None:
+        """What else fails with a job whose worker died before it could say so (webapp.jobs.workers)."""
+
     def page_context(self, job, user) -> dict:
         """What its job page sections need beyond the job (say, the model an export came from)."""
         return {}
@@ -113,6 +121,12 @@ def all_kinds() -> list[JobKind]:
 def choices() -> list[tuple[str, str]]:
     """(name, label) of every kind: Job.kind's choices (a callable, so a new kind needs no migration)."""
     return [(kind.name, kind.label) for kind in _REGISTRY.values()]
+
+
+def param_label(kind: str, name: str) -> str:
+    """How a page names parameter `name` of `kind` ("Learning rate"), or the name itself when it is not declared."""
+    declaration = _REGISTRY[kind].declaration if kind in _REGISTRY else None
+    return declaration[name].label if declaration is not None and name in declaration else name
 
 
 def sweepable() -> list[JobKind]:
@@ -158,9 +172,13 @@ class KindNames:
 
 
 def load() -> None:
-    """Import every module of webapp.jobs.kinds, and those named in settings.EXTRA_JOB_KINDS: each registers
-    its kind. Called once the apps are ready, since kinds validate against the models."""
-    package = importlib.import_module(KIND_PACKAGE)  # by name: the kinds import this module, not the reverse
-    names = [f"{KIND_PACKAGE}.{info.name}" for info in pkgutil.iter_modules(package.__path__)]
+    """Import every module of each installed app's `kinds` package, and those named in settings.EXTRA_JOB_KINDS:
+    each registers its kind. Called once the apps are ready, since kinds validate against the models."""
+    names = []
+    for app in apps.get_app_configs():
+        if module_has_submodule(app.module, KINDS_PACKAGE):
+            # By name: the kinds import this module, not the reverse.
+            package = importlib.import_module(f"{app.name}.{KINDS_PACKAGE}")
+            names += [f"{package.__name__}.{info.name}" for info in pkgutil.iter_modules(package.__path__)]
     for name in [*names, *getattr(settings, "EXTRA_JOB_KINDS", ())]:
         importlib.import_module(name)

@@ -10,7 +10,7 @@ import logging
 
 from django.db import connection
 
-from webapp.ops import workers
+from webapp.jobs import workers
 from webapp.redis_client import redis_problem
 
 log = logging.getLogger(__name__)

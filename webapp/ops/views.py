@@ -11,7 +11,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.ops import health, workers
+from webapp.jobs import workers
+from webapp.ops import health
 from webapp.redis_client import redis_problem
 
 

@@ -15,11 +15,11 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from webapp.api_schema import DetailSerializer
 from webapp.experiments.api import QueueUnavailableError
-from webapp.experiments.limits import LaunchRefused
-from webapp.experiments.models import Job
-from webapp.experiments.serializers import DetailSerializer
 from webapp.jobs.launch import QueueUnavailable
+from webapp.jobs.limits import LaunchRefused
+from webapp.jobs.models import Job
 from webapp.redis_client import redis_problem
 from webapp.sweeps import engine, estimate
 from webapp.sweeps.models import Sweep
@@ -98,7 +98,7 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if problem:
             raise QueueUnavailableError(str(QueueUnavailable(problem)))
         try:
-            from webapp.experiments.limits import check_active_jobs
+            from webapp.jobs.limits import check_active_jobs
 
             check_active_jobs(request.user)
         except LaunchRefused as exc:

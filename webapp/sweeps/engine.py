@@ -30,9 +30,8 @@ from types import SimpleNamespace
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.experiments import limits
-from webapp.experiments.models import Job, JobMetric
-from webapp.jobs import launch, registry
+from webapp.jobs import launch, limits, registry
+from webapp.jobs.models import Job, JobMetric
 from webapp.redis_client import redis_problem
 from webapp.sweeps import studies
 from webapp.sweeps.models import Sweep

@@ -20,8 +20,8 @@ import statistics
 
 from django.core.cache import cache
 
-from webapp.experiments.models import Job
-from webapp.ops.workers import read_presence
+from webapp.jobs.models import Job
+from webapp.jobs.workers import read_presence
 from webapp.redis_client import REDIS_ERRORS
 
 HISTORY_RUNS = 10  # the most recent comparable runs averaged (median)
@@ -72,7 +72,7 @@ def seconds_per_image_epoch(kind: str, params: dict, queue: str) -> tuple[float 
 def _probe(kind: str, params: dict) -> float | None:
     """Seconds per image of one training epoch of a zoo architecture, timed by the inference worker."""
     from jobs.ml.catalog import ARCHITECTURES
-    from webapp.experiments.inference import InferenceUnavailable, ask
+    from webapp.jobs.inference import InferenceUnavailable, ask
     from webapp.jobs.launch import QueueUnavailable
 
     arch = ARCHITECTURES.get(params.get("architecture", ""))

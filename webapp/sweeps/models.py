@@ -70,3 +70,13 @@ class Sweep(models.Model):
         if spec:
             return int(max(spec["values"]) if spec["type"] == "choice" else spec["high"])
         return int(self.params.get("epochs") or 1)
+
+
+def refusal_to_delete(model) -> str | None:
+    """Why trained model `model` cannot be deleted while a sweep runs, or None (webapp.experiments.deletion asks)."""
+    key = f"models/{model.pk}"
+    sweep = Sweep.objects.filter(owner=model.owner, status=Sweep.Status.RUNNING, params__backbone=key).first()
+    if sweep is None:
+        return None
+    return (f"Sweep #{sweep.pk} is running and its trials read “{model.name}” as their backbone; "
+            "cancel the sweep or wait for it to end, then delete the model.")

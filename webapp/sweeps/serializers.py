@@ -9,9 +9,10 @@ from django.conf import settings
 from rest_framework import serializers
 
 from jobs.ml.catalog import ARCHITECTURES
-from webapp.experiments.limits import LAUNCH_QUEUES
-from webapp.experiments.models import Job, Project
+from webapp.experiments.models import Project
 from webapp.jobs import registry
+from webapp.jobs.limits import LAUNCH_QUEUES
+from webapp.jobs.models import Job
 from webapp.sweeps import engine, space
 from webapp.sweeps.models import Sweep
 

@@ -37,8 +37,8 @@ def describe(name: str, shape: list[int], classes: int) -> dict:
     When no live worker serves the inference queue nobody would answer, so it says so at once
     instead of holding the launch for MEMORY_CHECK_TIMEOUT (the launch then goes ahead unchecked).
     """
-    from webapp.experiments.inference import ask
-    from webapp.ops.workers import read_presence
+    from webapp.jobs.inference import ask
+    from webapp.jobs.workers import read_presence
 
     try:
         serving = any(Queue.INFERENCE in w.get("queues", []) for w in read_presence().values())

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from jobs.queues import Queue
+from webapp.jobs.models import Job
 
 LAUNCH_QUEUES = ("auto", Queue.CPU.value, Queue.GPU.value)
 PRIORITY_STEPS = 10  # Celery's Redis transport: 0 (first) .. 9 (last)
@@ -43,8 +44,6 @@ def check_queue(queue: str | None) -> None:
 
 
 def check_active_jobs(owner) -> None:
-    from webapp.experiments.models import Job
-
     limit = settings.USER_MAX_ACTIVE_JOBS
     if limit and Job.objects.filter(owner=owner, status__in=Job.ACTIVE).count() >= limit:
         raise LaunchRefused(f"You already have {limit} jobs queued or running, the most one account may have; "
@@ -52,13 +51,12 @@ def check_active_jobs(owner) -> None:
 
 
 def storage_used(owner) -> int:
-    """Bytes of the owner's datasets (uploaded archives), trained models and uploaded backbones."""
-    from webapp.datasets.models import Dataset
-    from webapp.experiments.models import Backbone, TrainedModel
-
+    """Bytes of the owner's datasets (uploaded archives), trained models and uploaded backbones, read through the
+    user's own relations (the apps that keep them are above this platform and not imported by it)."""
     total = 0
-    for model, field in ((Dataset, "archive_bytes"), (TrainedModel, "size_bytes"), (Backbone, "size_bytes")):
-        total += model.objects.filter(owner=owner).aggregate(total=Sum(field))["total"] or 0
+    for rows, field in ((owner.datasets, "archive_bytes"), (owner.trained_models, "size_bytes"),
+                        (owner.backbones, "size_bytes")):
+        total += rows.aggregate(total=Sum(field))["total"] or 0
     return int(total)
 
 
@@ -137,7 +135,5 @@ def check_training_memory(architecture: str, image_size: int, channels: int, cla
 
 def priority_for(owner) -> int:
     """0 for an owner with nothing waiting, one step later per FAIR_SHARE_STEP jobs they already have queued."""
-    from webapp.experiments.models import Job
-
     waiting = Job.objects.filter(owner=owner, status=Job.Status.QUEUED).count()
     return min(PRIORITY_STEPS - 1, waiting // max(1, settings.FAIR_SHARE_STEP))

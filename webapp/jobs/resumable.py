@@ -14,8 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from webapp.experiments.models import Job
 from webapp.jobs import registry
+from webapp.jobs.models import Job
 
 # What jobs.ml.training and jobs.ml.captioning write after every epoch (CHECKPOINT_FILE, STATE_FILE);
 # the web process does not import them (they load TensorFlow), and a test keeps the names equal.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from webapp.experiments import kind_inputs as inputs
 from webapp.experiments import params
 from webapp.experiments.verdicts import caption_verdict
-from webapp.jobs import inputs
 from webapp.jobs.registry import EPOCH_OBJECTIVES, JobKind, Objective, register
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from webapp.experiments import kind_inputs as inputs
 from webapp.experiments import params
-from webapp.jobs import inputs
 from webapp.jobs.registry import JobKind, register
 
 

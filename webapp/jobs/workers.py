@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -24,8 +23,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from webapp.datasets.models import Dataset
-from webapp.experiments.models import Job
+from webapp.jobs import registry
+from webapp.jobs.models import Job
+from webapp.jobs.signals import job_ended
 from webapp.redis_client import REDIS_ERRORS, get_redis, quick_redis
 
 log = logging.getLogger(__name__)
@@ -222,26 +222,9 @@ def _fail_job(job: Job, error: str, message: str, status: str | None = None,
             updated_at=now):
         return False
     log.warning("Job %s: %s", job.id, error)
-    if job.kind == Job.Kind.INGEST and job.dataset_id:
-        _fail_dataset(job.dataset_id, error)
-    if job.sweep_id:
-        from webapp.sweeps.engine import trial_ended
-
-        trial_ended(job)
+    registry.get(job.kind).lost(job, error)
+    job_ended.send(sender=Job, job=job)
     return True
-
-
-def _fail_dataset(dataset_id: int, error: str) -> None:
-    """What a failed ingestion does to its dataset when its process could not: the reason, no partial data."""
-    unfinished = (Dataset.Status.PENDING, Dataset.Status.INGESTING)
-    dataset = Dataset.objects.filter(pk=dataset_id, status__in=unfinished).first()
-    if dataset is None or not Dataset.objects.filter(pk=dataset_id, status__in=unfinished).update(
-            status=Dataset.Status.FAILED, error=f"Reading the dataset did not finish. {error}"):
-        return
-    dataset.items.all().delete()
-    shutil.rmtree(dataset.images_dir, ignore_errors=True)
-    shutil.rmtree(dataset.thumbs_dir, ignore_errors=True)
-    dataset.archive_path.unlink(missing_ok=True)
 
 
 def snapshot(user) -> dict:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from webapp.experiments.models import Job, JobMetric
+from webapp.jobs.models import Job, JobMetric
 
 
 class JobMetricInline(admin.TabularInline):

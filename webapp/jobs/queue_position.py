@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from webapp.experiments.models import Job
+from webapp.jobs.models import Job
 
 MAX_NAMED = 20  # the viewer's own jobs ahead that are listed one by one; the rest are counted
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from jobs.ml.export_formats import FORMATS
 from jobs.queues import Queue
 from webapp.experiments.models import TrainedModel
 from webapp.jobs.registry import JobKind, register
 
-EXPORT_FORMATS = ("savedmodel", "tflite", "tflite_float16", "tflite_int8", "onnx")  # jobs.ml.export.FORMATS
+EXPORT_FORMATS = tuple(FORMATS)  # the API's choices and the schema's enum
 
 
 class ExportParams(serializers.Serializer):
@@ -54,10 +55,6 @@ class ExportModel(JobKind):
 
     def page_context(self, job, user) -> dict:
         """The model it exported (None once deleted) and the format's title, for its title and the way back."""
-        from jobs.ml.export import (
-            FORMATS,  # the catalogue of formats; jobs.ml.export loads TensorFlow only in functions
-        )
-
         params = job.params or {}
         return {"exported": TrainedModel.objects.filter(id=params.get("model"), owner=user).first(),
                 "exported_title": FORMATS.get(params.get("format"), ("",))[0]}

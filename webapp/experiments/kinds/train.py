@@ -6,9 +6,10 @@ from rest_framework import serializers
 
 from jobs.ml.catalog import ARCHITECTURES
 from webapp.datasets.checks import small_classes, too_few_sentence
-from webapp.experiments import input_defaults, limits, params
+from webapp.experiments import input_defaults, params
+from webapp.experiments import kind_inputs as inputs
 from webapp.experiments.verdicts import classifier_verdict
-from webapp.jobs import inputs
+from webapp.jobs import limits
 from webapp.jobs.registry import EPOCH_OBJECTIVES, JobKind, Objective, register
 
 

@@ -1,0 +1,1 @@
+"""One module per job kind; each registers its `JobKind` (webapp.jobs.registry), found when the apps are ready."""

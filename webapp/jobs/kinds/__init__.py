@@ -1,1 +1,0 @@
-"""One module per job kind; each registers its `JobKind` (webapp.jobs.registry). Adding a module here adds a kind."""
