@@ -163,7 +163,7 @@ class TrainParams(params.TRAIN.serializer_base("TrainFields"), BackboneParams):
         if arch.family == "features":
             attrs.pop("mode", None)
         elif attrs["mode"] == "finetune":
-            if not choice.keras:
+            if not choice.fine_tunes:
                 raise serializers.ValidationError({"mode": [
                     "Only Keras backbones can be fine-tuned; a TensorFlow Lite file is frozen. Use extract."]})
             if "learning_rate" not in self.initial_data:
@@ -226,7 +226,7 @@ class ExportParams(serializers.Serializer):
             raise serializers.ValidationError(
                 "Caption models are kept as .keras files only: their beam search runs in Python around the "
                 "network, so no single exported graph would caption a photo.")
-        if (model.backbone or {}).get("kind") == "tflite":
+        if not model.exportable:
             raise serializers.ValidationError(
                 "This model reads its features from a TensorFlow Lite backbone, which runs in its own interpreter "
                 "before the Keras head; the two cannot be joined into one exported file.")
