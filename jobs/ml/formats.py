@@ -15,6 +15,11 @@ record names (both Keras files run as "keras"; the records of builtins and train
 
 The web process imports this module for the names, labels, signatures and flags, so it loads no
 TensorFlow: the methods that run a model import it (or the worker modules that do) inside.
+
+A new format is a `ModelFormat` subclass here (a name of at most 8 characters, label, title,
+suffixes, kind, flags; `accepts`, `inspect` and `extractor`, and `suggest_scaling`, `labels` or
+`classifier` when the file can say more) and one `register` line at the bottom. Registered here,
+it is known to every process that opens models: the web, the workers and the sandbox's child.
 """
 
 from __future__ import annotations
