@@ -41,7 +41,7 @@ def backbone_for(owner, key: str, weights: str = "imagenet"):
             return backbones.Backbone(
                 name=key, layer=row.output, weights=f"sha256:{row.sha256}", image_size=row.input_size,
                 channels=row.channels, feature_shape=tuple(row.feature_shape),
-                kind="tflite" if row.format == Backbone.Format.TFLITE else "keras", source=str(row.file_path),
+                kind=row.kind, source=str(row.file_path),
                 scaling=InputScaling.from_dict(row.input_scaling))
         if kind == "models" and ident.isdigit():
             model = TrainedModel.objects.filter(id=int(ident), owner=owner, task=TrainedModel.Task.CLASSIFY).first()

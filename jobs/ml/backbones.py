@@ -11,9 +11,10 @@ Four sources:
   0..255 pixels like every other VisionLab model. The preprocessing is made of stock layers
   (a frozen 1x1 convolution does VGG's RGB->BGR swap and mean subtraction exactly), so a saved
   transfer model reloads anywhere without VisionLab's code;
-- an uploaded `.keras` / `.h5` / `.tflite` file (`inspect_file`), fed the way its `InputScaling`
-  says (`jobs.ml.scaling`): decided by the file where it can say (a quantized input takes the
-  pixels themselves, TFLite metadata names its mean and std), by its owner otherwise;
+- an uploaded `.keras` / `.h5` / `.tflite` file (`inspect_file`; what each format does is on its
+  class in `jobs.ml.formats`), fed the way its `InputScaling` says (`jobs.ml.scaling`): decided by
+  the file where it can say (a quantized input takes the pixels themselves, TFLite metadata names
+  its mean and std), by its owner otherwise;
 - a VisionLab-trained classifier (`from_trained_model`), cut before its softmax layer.
 
 ImageNet weights come from Keras's own cache (`$KERAS_HOME/models/`, `~/.keras/models/` when
@@ -42,15 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jobs.ml import formats
 from jobs.ml.scaling import RAW, InputScaling
-from jobs.ml.signatures import HEAD_BYTES, model_file_problem
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     import keras
 
 PRECISIONS = ("float32", "bfloat16", "float16")
-KERAS_SUFFIXES = (".keras", ".h5")
-TFLITE_SUFFIX = ".tflite"
 RANDOM_SEED = 0  # "random" weights are always the same random weights, so their features can be cached
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
@@ -78,7 +77,7 @@ class Backbone:
     image_size: int  # square input side in px
     channels: int  # 1 or 3
     feature_shape: tuple[int, ...]  # e.g. (4096,), (4, 4, 512), (1280,)
-    kind: str  # "keras" | "tflite"
+    kind: str  # the runtime: a jobs.ml.formats kind, "keras" | "tflite"
     source: str = ""  # the model file for uploaded and trained backbones, "" for builtins
     scaling: InputScaling = RAW  # how 0..255 pixels become the model's input (builtins rescale inside: raw)
 
@@ -144,7 +143,7 @@ def builtin(name: str, weights: str = "imagenet", image_size: int | None = None)
         raise ValueError(f"{spec['title']} takes images from 32x32 to {MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} pixels, "
                          f"not {size}x{size}.")
     return Backbone(name=name, layer=spec["layer"], weights=weights, image_size=size, channels=3,
-                    feature_shape=_builtin_shape(name, size), kind="keras")
+                    feature_shape=_builtin_shape(name, size), kind=formats.KerasFormat.kind)
 
 
 def imagenet_weights(name: str, image_size: int | None = None) -> tuple[str, str, str | None]:
@@ -478,7 +477,7 @@ def _load_keras_file(path: Path):
             return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # any reader error on an uploaded file means it is not a model we can use
         reason = _first_line(exc)
-        if path.suffix.lower() == ".h5" and "No model config" in reason:
+        if "No model config" in reason:  # what Keras says of an .h5 holding weights only
             raise ValueError(f"{path.name} holds only weights, not a model; save the whole model "
                              "(model.save) and upload that.") from None
         if "Lambda" in reason or "unsafe" in reason.lower():
@@ -648,36 +647,18 @@ class _TFLiteExtractor:
 # --- public API ------------------------------------------------------------------------------------
 
 def suggest_scaling(path: Path) -> tuple[InputScaling, str]:
-    """(the input scaling a file asks for, why) when its owner has not chosen one.
-
-    A quantized TFLite input takes the pixels themselves; a float one with TFLite metadata takes
-    the mean and std the metadata names; anything else gets raw 0..255 pixels (Keras models
-    mostly rescale inside), and its owner is asked to check the sanity report.
-    """
+    """(the input scaling a file asks for, why) when its owner has not chosen one: its format reads it
+    (a quantized TFLite input, TFLite metadata), else raw 0..255 pixels and the sanity report warns."""
     path = Path(path)
-    if path.suffix.lower() != TFLITE_SUFFIX:
-        return RAW, "the default for Keras files (models that rescale inside)"
-    from jobs.ml.tflite_metadata import read_metadata
-
-    try:
-        detail = _tflite_interpreter(str(path), preserve_all=False).get_input_details()[0]
-    except Exception:  # inspect_file says what is wrong with the file
-        return RAW, "the default"
-    dtype = np.dtype(detail["dtype"])
-    if dtype.kind in "iu":
-        return RAW, f"its {dtype.name} (quantized) input takes the pixels themselves"
-    metadata = read_metadata(path)
-    if metadata is not None and metadata.mean and metadata.std:
-        try:
-            return InputScaling.from_statistics(metadata.mean, metadata.std), "the model's TFLite metadata"
-        except ValueError:
-            pass  # statistics no image model uses: fall back to the default
-    return RAW, "the default (the file does not say)"
+    fmt = formats.by_filename(path.name)
+    if fmt is None:
+        raise ValueError(formats.not_a_model(path.name))
+    return fmt.suggest_scaling(path)
 
 
 def inspect_file(path: Path, output: str | None = None, input_size: int | None = None, name: str = "",
                  scaling: InputScaling | None = None) -> Backbone:
-    """The Backbone for an uploaded .keras / .h5 / .tflite file, or a ValueError sentence.
+    """The Backbone for an uploaded model file (a format `jobs.ml.formats` knows), or a ValueError sentence.
 
     `output` names the layer (Keras; "outer/inner" inside nested models) or tensor (TFLite; a
     layer name that appears in one tensor's name also works) to take features from; default:
@@ -685,29 +666,15 @@ def inspect_file(path: Path, output: str | None = None, input_size: int | None =
     (default: what `suggest_scaling` finds) is how pixels are fed to it.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (*KERAS_SUFFIXES, TFLITE_SUFFIX):
-        raise ValueError(f"A backbone is a .keras, .h5 or .tflite file; {path.name} is none of these.")
-    if not path.is_file():
-        raise ValueError(f"There is no file called {path.name}.")
-    with open(path, "rb") as handle:  # the real reason for a wrong file, before a reader invents one
-        problem = model_file_problem(path.name, handle.read(HEAD_BYTES))
-    if problem:
-        raise ValueError(problem)
+    fmt = formats.of_file(path)  # its name and first bytes, before a reader invents another reason
     input_size = _check_size(input_size)
     output = (output or "").strip() or None
     weights = f"sha256:{file_sha256(path)}"
-    if suffix == TFLITE_SUFFIX:
-        layer, size, channels, shape = _inspect_tflite(path, output, input_size)
-        kind = "tflite"
-    else:
-        model = _load_keras_file(path)
-        _, layer, size, channels, shape = _resolve_keras(model, output, input_size)
-        kind = "keras"
-    scaling = scaling if scaling is not None else suggest_scaling(path)[0]
+    layer, size, channels, shape = fmt.inspect(path, output, input_size)
+    scaling = scaling if scaling is not None else fmt.suggest_scaling(path)[0]
     scaling.affine(channels)  # a colour-only scaling on a grayscale model is refused here, with a sentence
     return Backbone(name=name or path.stem, layer=layer, weights=weights, image_size=size, channels=channels,
-                    feature_shape=shape, kind=kind, source=str(path), scaling=scaling)
+                    feature_shape=shape, kind=fmt.kind, source=str(path), scaling=scaling)
 
 
 def from_trained_model(model_dir: Path, name: str) -> Backbone:
@@ -718,14 +685,15 @@ def from_trained_model(model_dir: Path, name: str) -> Backbone:
         size, channels = int(metadata["image_size"]), int(metadata["channels"])
     except (OSError, ValueError, KeyError, TypeError):
         raise ValueError("This model's files are missing or damaged, so it cannot be used as a backbone.") from None
-    if (metadata.get("backbone") or {}).get("kind") == "tflite":
-        raise ValueError("This model runs on an uploaded TensorFlow Lite backbone, so it cannot serve as a "
+    fmt = formats.of_backbone(metadata.get("backbone"))
+    if not fmt.in_graph:
+        raise ValueError(f"This model runs on an uploaded {fmt.title} backbone, so it cannot serve as a "
                          "backbone itself; use that backbone instead.")
     path = model_dir / "model.keras"
     model = _load_keras_file(path)
     _, layer, size, channels, shape = _resolve_keras(model, _penultimate_path(model), size)
     return Backbone(name=name, layer=layer, weights=f"sha256:{file_sha256(path)}", image_size=size,
-                    channels=channels, feature_shape=shape, kind="keras", source=str(path))
+                    channels=channels, feature_shape=shape, kind=formats.KerasFormat.kind, source=str(path))
 
 
 def _builtin_model(backbone: Backbone, precision: str):
@@ -771,8 +739,9 @@ def keras_feature_model(backbone: Backbone, precision: str = "float32") -> keras
     float32), and it may return that type. Used for extraction and as the base of transfer models.
     """
     _check_precision(precision)
-    if backbone.kind != "keras":
-        raise ValueError(f"{backbone.title} is a TensorFlow Lite model, not a Keras one.")
+    fmt = formats.by_kind(backbone.kind)
+    if not fmt.in_graph:
+        raise ValueError(f"{backbone.title} is a {fmt.title} model, not a Keras one.")
     if backbone.name in BUILTIN_BACKBONES and not backbone.source:
         return _builtin_model(backbone, precision)
     source = Path(backbone.source)
@@ -825,12 +794,7 @@ class _KerasExtractor:
 
 def load_extractor(backbone: Backbone, precision: str = "float32") -> Callable[[Any], np.ndarray]:
     """A function mapping a float32 0..255 pixel batch (N, size, size, C) to float32 features
-    (N, feature_dim). `precision` applies to Keras backbones; a TFLite model runs in its own types."""
+    (N, feature_dim), made by the backbone's format. `precision` applies to Keras backbones; a TFLite
+    model runs in its own types."""
     _check_precision(precision)
-    if backbone.kind == "tflite":
-        if not Path(backbone.source).is_file():
-            raise ValueError(f"The file of the backbone {backbone.title} is gone; upload it again.")
-        return _TFLiteExtractor(backbone)
-    if backbone.kind != "keras":
-        raise ValueError(f"A backbone is a Keras or TensorFlow Lite model, not {backbone.kind!r}.")
-    return _KerasExtractor(backbone, precision)
+    return formats.by_kind(backbone.kind).extractor(backbone, precision)

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.ml import formats
 from jobs.ml.artifacts import (
     EMBEDDED_METADATA,
     METADATA_FILE,
@@ -115,10 +116,11 @@ class _Progress:
 
 
 def _check_exportable(model_dir: Path, metadata: dict) -> None:
-    if backbone_record(model_dir, metadata).get("kind") == "tflite":
-        raise ExportRefused("This model cannot be exported: its backbone is a TensorFlow Lite file, which runs in "
+    fmt = formats.of_backbone(backbone_record(model_dir, metadata))
+    if not fmt.exportable:
+        raise ExportRefused(f"This model cannot be exported: its backbone is a {fmt.title} file, which runs in "
                             "its own interpreter before the Keras head, and the two cannot be merged into one "
-                            "graph. Download the backbone's .tflite file and the model's .keras head instead.")
+                            f"graph. Download the backbone's {fmt.suffix} file and the model's .keras head instead.")
 
 
 def _leaf_layers(model) -> Iterator:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.ml import formats
 from jobs.ml.backbones import PRECISIONS, Backbone, load_extractor
 from jobs.ml.progress import ProgressSink, format_duration
 
@@ -153,7 +154,7 @@ def _extract_into(paths: Sequence[str], backbone: Backbone, sink: ProgressSink,
         raise ValueError("The batch size must be at least 1.")
     total = len(paths)
     label = f"{backbone.title} ({backbone.layer})"
-    precision = pick_precision(precision) if backbone.kind == "keras" else "float32"
+    precision = pick_precision(precision) if formats.by_kind(backbone.kind).mixed_precision else "float32"
     sink.progress(start, f"Loading {label}")
     extractor = load_extractor(backbone, precision)
     precision = getattr(extractor, "precision", precision)

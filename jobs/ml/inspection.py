@@ -33,16 +33,15 @@ def check(backbone: dict, labels_path: str | None = None, photos: list | None = 
 
 
 def _sanity(backbone, labels_path: str | None, photos: list | None) -> dict:
-    """jobs.ml.sanity's report, labelled by the owner's labels file, else the model's TFLite metadata."""
+    """jobs.ml.sanity's report, labelled by the owner's labels file, else the labels the file itself carries
+    (a TFLite file's metadata)."""
+    from jobs.ml import formats
     from jobs.ml.sanity import check as sanity_check
-    from jobs.ml.tflite_metadata import read_metadata
 
-    labels = None
     if labels_path and Path(labels_path).is_file():
         labels = Path(labels_path).read_text(encoding="utf-8", errors="replace").splitlines()
-    elif backbone.kind == "tflite":
-        metadata = read_metadata(Path(backbone.source))
-        labels = list(metadata.labels) if metadata is not None and metadata.labels else None
+    else:
+        labels = formats.by_kind(backbone.kind).labels(Path(backbone.source))
     return sanity_check(backbone, [(str(n), Path(p)) for n, p in photos or ()], labels)
 
 

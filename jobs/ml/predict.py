@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from jobs.ml import formats
 from jobs.ml.artifacts import backbone_record
 from jobs.ml.datasets.images import DAMAGED as DAMAGED_REASON
 from jobs.ml.datasets.images import NOT_AN_IMAGE, Rejected, decode_for_model
@@ -59,7 +60,7 @@ def load_classifier(model_dir: Path) -> tuple[Any, dict]:
     metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
     model = keras.models.load_model(model_dir / "model.keras", compile=False)
     backbone = backbone_record(model_dir, metadata)
-    if backbone.get("kind") == "tflite":
+    if not formats.of_backbone(backbone).in_graph:
         from jobs.ml.backbones import Backbone, load_extractor
 
         model = FeaturePipeline(load_extractor(Backbone.from_dict(backbone)), model)

@@ -20,16 +20,16 @@ No Django here; TensorFlow loads inside the functions, on the inference worker.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from jobs.ml.backbones import TFLITE_SUFFIX, Backbone, load_extractor
-from jobs.ml.scaling import RAW, SCALINGS, InputScaling
+from jobs.ml import formats
+from jobs.ml.backbones import Backbone
+from jobs.ml.scaling import SCALINGS, InputScaling
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 IMAGENET_LABELS = SAMPLES / "imagenet_labels.txt"
@@ -109,26 +109,10 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 # --- running the backbone under each scaling --------------------------------------------------------
 
-Runner = Callable[[InputScaling, np.ndarray], np.ndarray]
+Runner = formats.Runner  # features or scores(scaling, pixels); each format makes its own (jobs.ml.formats)
 
 
-def _feature_runner(backbone: Backbone) -> Runner:
-    """features(scaling, pixels): a Keras backbone is built once and fed scaled pixels; a TFLite one
-    gets an extractor per scaling (quantized inputs are fed differently, not just rescaled)."""
-    if backbone.kind == "keras":
-        raw = load_extractor(dataclasses.replace(backbone, scaling=RAW))
-        return lambda scaling, pixels: np.asarray(raw(scaling.apply(pixels)), np.float64)
-    extractors: dict[InputScaling, Callable] = {}
-
-    def run(scaling: InputScaling, pixels: np.ndarray) -> np.ndarray:
-        if scaling not in extractors:
-            extractors[scaling] = load_extractor(dataclasses.replace(backbone, scaling=scaling))
-        return np.asarray(extractors[scaling](pixels), np.float64)
-
-    return run
-
-
-def _keras_classifier(backbone: Backbone) -> Runner | None:
+def keras_classifier(backbone: Backbone) -> Runner | None:
     """scores(scaling, pixels) of the whole Keras model, when it ends in one ImageNet-wide output."""
     import keras
 
@@ -169,7 +153,7 @@ def _tflite_logits_tensor(interpreter, output: dict) -> dict:
     return output
 
 
-def _tflite_classifier(backbone: Backbone) -> Runner | None:
+def tflite_classifier(backbone: Backbone) -> Runner | None:
     from jobs.ml.backbones import _dequantize, _feed, _tflite_interpreter
 
     interpreter = _tflite_interpreter(backbone.source, preserve_all=True)
@@ -199,9 +183,7 @@ def _classifier(backbone: Backbone) -> Runner | None:
     if not backbone.source:
         return None
     try:
-        if Path(backbone.source).suffix.lower() == TFLITE_SUFFIX:
-            return _tflite_classifier(backbone)
-        return _keras_classifier(backbone)
+        return formats.by_kind(backbone.kind).classifier(backbone)
     except (ValueError, RuntimeError, OSError):
         return None
 
@@ -274,7 +256,7 @@ def check(backbone: Backbone, extra: Sequence[tuple[str, Path]] = (), labels: Se
         raise ValueError("The sample photos could not be read, so the backbone could not be checked.")
     batch = np.stack([pixels for _, pixels in read]).astype(np.float32)
     known = [i for i, (photo, _) in enumerate(read) if photo.expect]
-    features_of, scores_of = _feature_runner(backbone), _classifier(backbone)
+    features_of, scores_of = formats.by_kind(backbone.kind).feature_runner(backbone), _classifier(backbone)
 
     rows, report_photos = [], [{"name": photo.name, "subject": photo.subject} for photo, _ in read]
     for scaling in candidates(backbone.scaling, backbone.channels):

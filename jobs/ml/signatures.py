@@ -1,10 +1,9 @@
 """What a file is, from its first bytes, so a wrong file is refused with the real reason.
 
 Keras asked to open a `.keras` file that is not a zip says "File not found: filepath=<server
-path>", which is both wrong and a server path. The web process checks an uploaded model's
-first bytes here before any library opens it (and `jobs.ml.backbones.inspect_file` does again,
-for scripts), and says what the file is instead, naming it by the name its owner gave it.
-Standard library only: the web process imports it.
+path>", which is both wrong and a server path. So an uploaded model's first bytes are checked
+before any library opens it (each format's signature is on its class in `jobs.ml.formats`), and
+`describe` says what the file is instead. Standard library only: the web process imports it.
 """
 
 from __future__ import annotations
@@ -45,26 +44,3 @@ def describe(head: bytes) -> str:
             if exc.start >= len(head) - 3:  # a character cut at the end of the sample
                 return "a text file"
     return "an unknown kind of file"
-
-
-def _is_hdf5(head: bytes) -> bool:
-    return any(head[offset:offset + len(HDF5)] == HDF5 for offset in (0, 512, 1024, 2048))
-
-
-def model_file_problem(filename: str, head: bytes) -> str | None:
-    """None when `head` (the first HEAD_BYTES) can start a model file named `filename` (.keras, .h5,
-    .tflite), else one sentence naming the file, what it is instead, and what to upload."""
-    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    what = describe(head)
-    if not head:
-        return f"{filename} is empty: upload the model file itself."
-    if suffix == ".keras" and not head.startswith(ZIP):
-        return (f"{filename} could not be opened as a Keras model: a .keras file is a zip archive, and this one is "
-                f"{what}. Save the model with model.save(\"name.keras\") and upload that file.")
-    if suffix == ".h5" and not _is_hdf5(head):
-        return (f"{filename} could not be opened as a Keras model: an .h5 file is an HDF5 file, and this one is "
-                f"{what}. Save the model with model.save(\"name.h5\") and upload that file.")
-    if suffix == ".tflite" and head[4:8] != b"TFL3":
-        return (f"{filename} could not be opened as a TensorFlow Lite model: it is {what}. Convert the model with "
-                "tf.lite.TFLiteConverter and upload the .tflite file it writes.")
-    return None

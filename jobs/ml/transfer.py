@@ -38,7 +38,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from jobs.ml import devices, zoo
+from jobs.ml import devices, formats, zoo
 from jobs.ml.artifacts import save_model
 from jobs.ml.backbones import Backbone, keras_feature_model
 from jobs.ml.evaluation import classification_report
@@ -139,8 +139,8 @@ def _check(config: TransferConfig, train, val, class_names, backbone: Backbone, 
     _check_items(train, val, class_names)
     if config.mode == "extract":
         _check_features(features, backbone, "Transfer learning in extract mode")
-    elif backbone.kind != "keras":
-        raise ValueError(f"Fine-tuning needs a Keras backbone; {backbone.title} is a TensorFlow Lite model, which "
+    elif not (fmt := formats.by_kind(backbone.kind)).fine_tunes:
+        raise ValueError(f"Fine-tuning needs a Keras backbone; {backbone.title} is a {fmt.title} model, which "
                          "cannot be trained. Use the extract mode.")
     elif features is not None:
         _check_features(features, backbone, "Warm-starting the head")
@@ -237,8 +237,8 @@ def _metadata(class_names: Sequence[str], backbone: Backbone, architecture: str,
 
 
 def _for_use(backbone: Backbone, layers: list, name: str) -> tuple[keras.Model, dict]:
-    """(the model to save: whole for Keras backbones, the head alone for TFLite, its summary)."""
-    if backbone.kind == "tflite":
+    """(the model to save: whole when the backbone is a Keras graph, the head alone otherwise (TFLite), its summary)."""
+    if not formats.by_kind(backbone.kind).in_graph:
         head = _head_model(backbone.feature_dim, layers, name=name)
         return head, zoo.summarize(head)
     model = _assemble(keras_feature_model(backbone), backbone, layers, name)

@@ -45,7 +45,8 @@
 
   const body = $("backbones-body");
   const listError = $("backbones-error");
-  const FORMATS = { keras: "Keras", h5: "Keras HDF5", tflite: "TensorFlow Lite" };
+  const MODEL_FORMATS = VL.json("model-formats"); // jobs.ml.formats: each format's name, title and suffixes
+  const FORMATS = Object.fromEntries(MODEL_FORMATS.formats.map(f => [f.name, f.title]));
   const SAMPLE_PHOTOS = JSON.parse($("sample-photos").textContent); // sample photo name -> its thumbnail
   const CHECKING = "Checking the model on sample photos…";
   const scalingCatalogue = $("b-input_scaling"); // the server's scalings, with their help, for every form here
@@ -437,7 +438,7 @@
   const cancelButton = $("b-cancel");
   const failBox = $("b-error");
   const success = $("b-success");
-  const SUFFIXES = [".keras", ".h5", ".tflite"];
+  const SUFFIXES = MODEL_FORMATS.formats.flatMap(f => f.suffixes);
   const maxBytes = Number(document.querySelector("#b-file-help [data-bytes]").dataset.bytes) || Infinity;
   const applyUploadScaling = wireScaling(upload);
   let xhr = null;
@@ -482,9 +483,9 @@
     failBox.hidden = true;
     success.hidden = true;
     const file = fileInput.files[0];
-    if (!file) { errors.show({ file: ["Choose a .keras, .h5 or .tflite file."] }); return; }
+    if (!file) { errors.show({ file: ["Choose a " + MODEL_FORMATS.suffix_list + " file."] }); return; }
     if (!SUFFIXES.some(s => file.name.toLowerCase().endsWith(s))) {
-      errors.show({ file: ["A backbone is a .keras, .h5 or .tflite file; “" + file.name + "” is none of these."] });
+      errors.show({ file: ["A backbone is a " + MODEL_FORMATS.suffix_list + " file; “" + file.name + "” is none of these."] });
       return;
     }
     if (file.size > maxBytes) { errors.show({ file: ["This file is larger than the " + bytes(maxBytes) + " a backbone may be."] }); return; }
@@ -559,7 +560,8 @@
   fileInput.addEventListener("change", () => {
     errors.clearField("file");
     const file = fileInput.files[0];
-    if (file && !$("b-name").value) $("b-name").placeholder = file.name.replace(/\.(keras|h5|tflite)$/i, "");
+    const suffix = file && SUFFIXES.find(s => file.name.toLowerCase().endsWith(s));
+    if (file && !$("b-name").value) $("b-name").placeholder = suffix ? file.name.slice(0, -suffix.length) : file.name;
   });
   upload.addEventListener("input", event => {
     if (["input_scaling", "input_mean", "input_std", "labels", "dataset"].includes(event.target.name)) errors.clearField(event.target.name);

@@ -197,7 +197,7 @@
     $("weights-field").hidden = !option || option.dataset.weights !== "1";
     const transfer = arch.dataset.family === "transfer";
     $("mode-field").hidden = !transfer;
-    const keras = !option || option.dataset.keras === "1";
+    const keras = !option || option.dataset.fineTunes === "1";
     const finetune = modeSelect.querySelector('option[value="finetune"]');
     finetune.disabled = !keras;
     if (!keras && modeSelect.value === "finetune") modeSelect.value = "extract";

@@ -3,7 +3,8 @@
 A backbone is a built-in Keras application, a feature extractor the user uploaded
 (`backbones/<id>`) or a classifier the user trained (`models/<id>`, its penultimate layer).
 Validation resolves the name to what a launch form and a job record need: the input size and
-colour mode the backbone reads, and whether its layers can be fine-tuned (only Keras models).
+colour mode the backbone reads, and whether its layers can be fine-tuned (its format says:
+`jobs.ml.formats`; built-ins and trained classifiers are Keras models).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from rest_framework import serializers
 
+from jobs.ml import formats  # names and flags only: no TensorFlow
 from jobs.ml.catalog import BUILTIN_BACKBONES, imagenet_weights_file  # plain catalogue: no TensorFlow
 
 WEIGHTS = ("imagenet", "random")
@@ -25,14 +27,14 @@ class BackboneChoice:
     label: str  # for forms and job pages
     image_size: int
     channels: int
-    keras: bool  # a Keras model (fine-tunable) rather than TFLite
+    fine_tunes: bool  # its format's weights can be trained (a Keras model, not a TFLite one)
     has_weights_choice: bool  # built-ins only: "imagenet" or "random"
 
 
 def _builtin(name: str, spec: dict) -> BackboneChoice:
     width = "x".join(str(v) for v in spec["feature_shape"])
     label = f"{spec['title']} · {width} features per photo at {spec['image_size']}x{spec['image_size']}"
-    return BackboneChoice(name, label, spec["image_size"], spec["channels"], True, True)
+    return BackboneChoice(name, label, spec["image_size"], spec["channels"], formats.KerasFormat.fine_tunes, True)
 
 
 BUILTIN: dict[str, BackboneChoice] = {name: _builtin(name, spec) for name, spec in BUILTIN_BACKBONES.items()}
@@ -54,13 +56,12 @@ def resolve(key: str, user) -> BackboneChoice:
             found = Backbone.objects.filter(id=int(ident), owner=user).first()
             if found:
                 return BackboneChoice(key, f"{found.name} (uploaded, {found.output_dim} numbers per photo)",
-                                      found.input_size, found.channels, found.format != Backbone.Format.TFLITE,
-                                      False)
+                                      found.input_size, found.channels, found.model_format.fine_tunes, False)
             raise serializers.ValidationError(f"You have no uploaded backbone with id {ident}.")
         model = TrainedModel.objects.filter(id=int(ident), owner=user, task=TrainedModel.Task.CLASSIFY).first()
         if model:
             return BackboneChoice(key, f"{model.name} (your model #{model.id}, its last hidden layer)",
-                                  model.image_size, model.channels, True, False)
+                                  model.image_size, model.channels, formats.KerasFormat.fine_tunes, False)
         raise serializers.ValidationError(f"You have no trained classifier with id {ident}.")
     raise serializers.ValidationError(
         f"There is no backbone called {key!r}. Use one of {', '.join(BUILTIN)}, backbones/<id> for one you "

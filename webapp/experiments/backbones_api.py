@@ -20,15 +20,14 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from jobs.ml import formats, signatures  # names, suffixes and signatures: no TensorFlow
 from jobs.ml import scaling as scalings  # a plain catalogue: importing it loads no TensorFlow
-from jobs.ml import signatures  # the standard library only
 from webapp.datasets.models import Dataset
 from webapp.experiments.models import Backbone
 from webapp.experiments.models_api import ask_or_503
 from webapp.jobs import limits
 from webapp.jobs.public import relative_paths
 
-SUFFIXES = {".keras": Backbone.Format.KERAS, ".h5": Backbone.Format.H5, ".tflite": Backbone.Format.TFLITE}
 SCALING_CHOICES = [("auto", "Decided by the file (quantized input, TFLite metadata), raw 0..255 otherwise"),
                    *((kind, title) for kind, (title, _) in scalings.SCALINGS.items())]
 LABELS_MAX_BYTES = 1 << 20
@@ -98,14 +97,13 @@ class BackboneUploadSerializer(ScalingFields):
                                                              "(shown by the sanity check).")
 
     def validate_file(self, upload):
-        suffix = "." + upload.name.rsplit(".", 1)[-1].lower() if "." in upload.name else ""
-        if suffix not in SUFFIXES:
-            raise serializers.ValidationError("A backbone is a .keras, .h5 or .tflite file.")
+        if formats.by_filename(upload.name) is None:
+            raise serializers.ValidationError(f"A backbone is a {formats.suffix_list()} file.")
         if upload.size > settings.BACKBONE_MAX_BYTES:
             raise serializers.ValidationError(
                 f"This file is larger than the {settings.BACKBONE_MAX_BYTES // 2**20} MiB a backbone may be.")
         upload.seek(0)
-        problem = signatures.model_file_problem(upload.name, upload.read(signatures.HEAD_BYTES))
+        problem = formats.problem(upload.name, upload.read(signatures.HEAD_BYTES))
         upload.seek(0)
         if problem:  # said here, in a moment, instead of by a sandboxed Keras in its own words
             raise serializers.ValidationError(problem)
@@ -151,9 +149,9 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             limits.check_storage(request.user, upload.size)
         except limits.LaunchRefused as exc:
             return Response({"file": [str(exc)]}, status=exc.status)
-        suffix = "." + upload.name.rsplit(".", 1)[-1].lower()
         backbone = Backbone.objects.create(
-            owner=request.user, name=(data.get("name") or upload.name)[:200], format=SUFFIXES[suffix],
+            owner=request.user, name=(data.get("name") or upload.name)[:200],
+            format=formats.by_filename(upload.name).name,
             filename=upload.name[:255], output=data.get("output") or "", input_size=data.get("input_size") or 0,
             output_dim=0, size_bytes=upload.size, sha256="")
         try:
@@ -223,8 +221,7 @@ def _record(backbone: Backbone) -> dict:
     """The row as jobs.ml.backbones.Backbone.to_dict() writes it (what the worker rebuilds it from)."""
     return {"name": backbone.key, "layer": backbone.output, "weights": f"sha256:{backbone.sha256}",
             "image_size": backbone.input_size, "channels": backbone.channels,
-            "feature_shape": list(backbone.feature_shape),
-            "kind": "tflite" if backbone.format == Backbone.Format.TFLITE else "keras",
+            "feature_shape": list(backbone.feature_shape), "kind": backbone.kind,
             "source": str(backbone.file_path), "scaling": backbone.input_scaling}
 
 

@@ -43,7 +43,7 @@ def backbone_groups(user) -> list[dict]:
         builtin = choice.key in BUILTIN
         groups[group].append({
             "key": choice.key, "label": label, "image_size": choice.image_size, "channels": choice.channels,
-            "keras": choice.keras, "weights_choice": choice.has_weights_choice, "description": description,
+            "fine_tunes": choice.fine_tunes, "weights_choice": choice.has_weights_choice, "description": description,
             # None where there are no ImageNet weights to find (uploaded files, trained models)
             "weights_present": weights_present(choice.key) if builtin else None,
             "weights_mb": BUILTIN_BACKBONES[choice.key].get("weights_mb") if builtin else None,
@@ -93,7 +93,7 @@ def backbone_facts(model) -> dict | None:
         "layer": info.get("layer", ""),
         "weights": weights_label(info.get("weights", "")),
         "features": "×".join(str(v) for v in shape),
-        "tflite": info.get("kind") == "tflite",
+        "exportable": model.exportable,
     }
 
 
@@ -136,9 +136,20 @@ def features_page(request):
         "selected_backbone": request.GET.get("backbone", "") or "vgg16",
         "recent": Job.objects.filter(owner=request.user, kind=Job.Kind.EXTRACT_FEATURES)[:8],
         "max_backbone_bytes": settings.BACKBONE_MAX_BYTES,
+        "model_formats": _model_formats(),
         "scalings": _scaling_choices(),
         "queue_problem": redis_problem(),
     })
+
+
+def _model_formats() -> dict:
+    """The upload form's formats, from jobs.ml.formats, so its accept list, help and checks name every
+    registered one: {"formats": [{name, title, suffixes, ...}], "accept": ".keras,...", "suffix_list": "..."}."""
+    from jobs.ml import formats  # names and suffixes only: no TensorFlow
+
+    catalogue = formats.catalogue()
+    return {"formats": catalogue, "accept": ",".join(s for f in catalogue for s in f["suffixes"]),
+            "suffix_list": formats.suffix_list()}
 
 
 def _scaling_choices() -> list[dict]:

@@ -7,6 +7,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.choices import BaseChoiceIterator
+
+from jobs.ml import formats as model_formats  # names, labels and flags only: no TensorFlow
+
+
+class RegisteredFormats(BaseChoiceIterator):
+    """`Backbone.format`'s choices, read from `jobs.ml.formats` each time they are used, so a registered
+    format is valid with no edit here. Lazy yet not a callable: Django compares it to the migration's list
+    (equal while the formats and labels are), where a callable would be written into a new migration."""
+
+    def __iter__(self):
+        yield from model_formats.choices()
 
 
 class Project(models.Model):
@@ -96,23 +108,25 @@ class TrainedModel(models.Model):
         """Where its exports are written (jobs.exports) and downloaded from."""
         return self.directory / "exports"
 
+    @property
+    def exportable(self) -> bool:
+        """Whether its backbone (none: a model trained from scratch) joins the head in one exportable graph."""
+        return model_formats.of_backbone(self.backbone).exportable
+
 
 class Backbone(models.Model):
     """A feature extractor a user uploaded (.keras, .h5 or .tflite), kept in DATA_DIR/backbones/<id>/.
 
     What the file is (input size, channels, the output chosen, its width) was read from the
     file by the inference worker at upload; the SHA-256 is part of every feature-cache key, so
-    a replaced file never serves stale features.
+    a replaced file never serves stale features. Its `format` is a `jobs.ml.formats` name; the
+    choices are read from that registry whenever they are needed, so a format registered there
+    is a valid value here with no other change (the migration holds the same list).
     """
-
-    class Format(models.TextChoices):
-        KERAS = "keras", "Keras (.keras)"
-        H5 = "h5", "Keras HDF5 (.h5)"
-        TFLITE = "tflite", "TensorFlow Lite (.tflite)"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backbones")
     name = models.CharField(max_length=200)
-    format = models.CharField(max_length=8, choices=Format.choices)
+    format = models.CharField(max_length=8, choices=RegisteredFormats())
     filename = models.CharField(max_length=255, help_text="The name the file was uploaded with.")
     output = models.CharField(max_length=255, blank=True, help_text="Layer or tensor the features come from.")
     input_size = models.PositiveIntegerField()
@@ -145,8 +159,17 @@ class Backbone(models.Model):
         return Path(settings.DATA_DIR) / "backbones" / str(self.pk)
 
     @property
+    def model_format(self) -> model_formats.ModelFormat:
+        return model_formats.by_name(self.format)
+
+    @property
     def file_path(self):
-        return self.directory / f"backbone.{self.format}"
+        return self.directory / f"backbone{self.model_format.suffix}"
+
+    @property
+    def kind(self) -> str:
+        """The runtime its Backbone record names (jobs.ml.backbones.Backbone.kind): "keras" for .keras and .h5."""
+        return self.model_format.kind
 
     @property
     def labels_path(self):

@@ -148,8 +148,11 @@ def export_card(model) -> dict:
     if model.task != TrainedModel.Task.CLASSIFY:
         return {"refused": "Caption models are kept as .keras files: beam search runs in Python around the "
                            "network, so no single exported file would caption a photo."}
-    if (model.backbone or {}).get("kind") == "tflite":
-        return {"refused": "This model reads its features from a TensorFlow Lite backbone, which runs in its own "
+    if not model.exportable:
+        from jobs.ml import formats  # names and flags only: no TensorFlow
+
+        title = formats.of_backbone(model.backbone).title
+        return {"refused": f"This model reads its features from a {title} backbone, which runs in its own "
                            "interpreter before the Keras head: the two cannot be joined into one exported file, "
                            "so it is kept as .keras."}
     from jobs.ml.export_formats import FORMATS, SNIPPETS, TOLERANCES

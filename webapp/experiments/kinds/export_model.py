@@ -26,7 +26,7 @@ class ExportParams(serializers.Serializer):
             raise serializers.ValidationError(
                 "Caption models are kept as .keras files only: their beam search runs in Python around the "
                 "network, so no single exported graph would caption a photo.")
-        if (model.backbone or {}).get("kind") == "tflite":
+        if not model.exportable:
             raise serializers.ValidationError(
                 "This model reads its features from a TensorFlow Lite backbone, which runs in its own interpreter "
                 "before the Keras head; the two cannot be joined into one exported file.")

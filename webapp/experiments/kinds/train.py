@@ -64,7 +64,7 @@ class TrainParams(params.TRAIN.serializer_base("TrainFields"), inputs.BackbonePa
         if arch.family == "features":
             attrs.pop("mode", None)
         elif attrs["mode"] == "finetune":
-            if not choice.keras:
+            if not choice.fine_tunes:
                 raise serializers.ValidationError({"mode": [
                     "Only Keras backbones can be fine-tuned; a TensorFlow Lite file is frozen. Use extract."]})
             if "learning_rate" not in self.initial_data:
