@@ -5,7 +5,14 @@ A declaration says what a parameter is (type, default, range or choices, unit), 
 OpenAPI docs), the launch forms' inputs with their defaults and limits (`{% param_input %}`, or
 whole fields by group with `{% param_group %}`, which the form scripts send without a list),
 the labels of the compare page's parameter table, and `GET /api/params/`, which a sweep's
-search space is checked against. Adding a parameter is one line here plus its use in `jobs/ml`.
+search space is checked against.
+
+A training parameter's default is not written here: it is the default of the `jobs.ml.config`
+field the parameter fills (declared `CONFIG`), which is also what a worker's `from_params` builds
+the run's config from, so the web and the worker cannot disagree on a default or on which field a
+parameter reaches. The declarations read the configs, not the other way round: the ML core keeps
+its defaults (and the measurements behind them) without knowing about labels, forms or the API.
+Adding a training parameter is a field in its `jobs.ml.config` class plus one `Param` line here.
 
 Parameters that need a lookup (the dataset, the architecture, the backbone) stay hand-written
 fields of the serializers in `kinds.py`: they are references, not numbers to tune.
@@ -13,12 +20,24 @@ fields of the serializers in `kinds.py`: they are references, not numbers to tun
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rest_framework import serializers
 
+from jobs.ml.config import CaptionConfig, TrainConfig, TransferConfig, param_fields
+
 Type = Literal["int", "float", "bool", "choice"]
+
+
+class _FromConfig:
+    def __repr__(self) -> str:
+        return "CONFIG"
+
+
+# A Param's default that is the default of the jobs.ml config field it fills (see Declaration.configs).
+CONFIG: Any = _FromConfig()
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,24 @@ class Declaration:
     """The declared parameters of one job kind, in form order."""
 
     params: tuple[Param, ...] = field(default_factory=tuple)
+    # The jobs.ml configs a job of this kind builds from its params (jobs.ml.config.from_params).
+    configs: tuple[type, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", tuple(map(self._with_default, self.params)))
+
+    def _with_default(self, param: Param) -> Param:
+        """`param` with the default of the first config field it fills, when declared CONFIG; a field
+        with no default (a value the launch fills, like the image size) makes None."""
+        if param.default is not CONFIG:
+            return param
+        for config in self.configs:
+            found = param_fields(config).get(param.name)
+            if found is not None:
+                default = None if found.default is dataclasses.MISSING else found.default
+                return dataclasses.replace(param, default=default)
+        raise LookupError(f"Parameter {param.name!r} takes its default from a config, but none of "
+                          f"{[c.__name__ for c in self.configs]} has a field it fills.")
 
     def __getitem__(self, name: str) -> Param:
         for param in self.params:
@@ -95,61 +132,61 @@ class Declaration:
         return metaclass(name, (serializers.Serializer,), {p.name: p.field() for p in self.params})
 
 
-SEED = Param("seed", "int", 0, "Random seed", "The same seed, data and settings give the same run.",
+SEED = Param("seed", "int", CONFIG, "Random seed", "The same seed, data and settings give the same run.",
              min=0, max=2**31 - 1, sweep=True)
 
 TRAIN = Declaration((
-    Param("image_size", "int", None, "Image size", "Square side every image is resized to; if left out, the "
+    Param("image_size", "int", CONFIG, "Image size", "Square side every image is resized to; if left out, the "
           "dataset's typical side within the architecture's limits.", unit="px", min=8, max=1024, optional=True,
           sweep=True),
-    Param("color_mode", "choice", None, "Colours", "Grayscale or RGB input; if left out, RGB when the dataset's "
+    Param("color_mode", "choice", CONFIG, "Colours", "Grayscale or RGB input; if left out, RGB when the dataset's "
           "images are in colour or its classes differ by colour.", choices=("grayscale", "rgb"), optional=True),
-    Param("epochs", "int", 10, "Epochs", "Passes over the training images.", unit="epochs", min=1, max=1000,
+    Param("epochs", "int", CONFIG, "Epochs", "Passes over the training images.", unit="epochs", min=1, max=1000,
           sweep=True),
-    Param("batch_size", "int", 32, "Batch size", "Images per training step.", unit="images", min=1, max=4096,
+    Param("batch_size", "int", CONFIG, "Batch size", "Images per training step.", unit="images", min=1, max=4096,
           sweep=True),
-    Param("optimizer", "choice", "adam", "Optimizer", "How the weights follow the gradient.",
+    Param("optimizer", "choice", CONFIG, "Optimizer", "How the weights follow the gradient.",
           choices=("adam", "sgd", "rmsprop"), sweep=True),
-    Param("learning_rate", "float", 0.001, "Learning rate", "Step size of the optimizer.", min=1e-7, max=10.0,
+    Param("learning_rate", "float", CONFIG, "Learning rate", "Step size of the optimizer.", min=1e-7, max=10.0,
           sweep=True, log=True),
-    Param("augment_flip", "bool", False, "Flip left-right", "Mirror training images at random.", sweep=True),
-    Param("augment_rotation", "float", 0.0, "Rotation", "Rotate training images at random by up to this "
+    Param("augment_flip", "bool", CONFIG, "Flip left-right", "Mirror training images at random.", sweep=True),
+    Param("augment_rotation", "float", CONFIG, "Rotation", "Rotate training images at random by up to this "
           "fraction of a full turn.", unit="turns", min=0.0, max=0.5, sweep=True, step="0.05"),
-    Param("augment_zoom", "float", 0.0, "Zoom", "Zoom training images in or out at random by up to this "
+    Param("augment_zoom", "float", CONFIG, "Zoom", "Zoom training images in or out at random by up to this "
           "fraction.", min=0.0, max=0.5, sweep=True, step="0.05"),
-    Param("early_stopping", "int", None, "Early stopping", "Stop after this many epochs without a better "
+    Param("early_stopping", "int", CONFIG, "Early stopping", "Stop after this many epochs without a better "
           "validation loss; off when empty.", unit="epochs", min=1, max=100, nullable=True,
           optional=True, sweep=True),
-    Param("keep_best", "bool", True, "Keep the best epoch", "Save the model as it was at the epoch with the "
+    Param("keep_best", "bool", CONFIG, "Keep the best epoch", "Save the model as it was at the epoch with the "
           "lowest validation loss; off: as it is after the last epoch.", group="training"),
-    Param("mode", "choice", "extract", "Transfer mode", "Transfer models: train the head on cached features "
+    Param("mode", "choice", CONFIG, "Transfer mode", "Transfer models: train the head on cached features "
           "(extract) or also the last block (finetune).", choices=("extract", "finetune"), sweep=True),
     SEED,
-))
+), configs=(TrainConfig, TransferConfig))  # a zoo model's config first: TransferConfig's rate depends on the mode
 
-# Defaults: jobs.ml.captioning.CaptionConfig, measured on real features (its docstring has the table).
+# Defaults: jobs.ml.config.CaptionConfig's, measured on real features (its docstring has the table).
 CAPTION = Declaration((
-    Param("epochs", "int", 30, "Epochs", "At most this many epochs; early stopping usually ends sooner.",
+    Param("epochs", "int", CONFIG, "Epochs", "At most this many epochs; early stopping usually ends sooner.",
           unit="epochs", min=1, max=500, sweep=True),
-    Param("batch_size", "int", 128, "Batch size", "Caption prefixes per training step.", unit="samples", min=1,
+    Param("batch_size", "int", CONFIG, "Batch size", "Caption prefixes per training step.", unit="samples", min=1,
           max=4096, sweep=True),
-    Param("learning_rate", "float", 0.001, "Learning rate", "Step size of Adam.", min=1e-7, max=1.0, sweep=True,
+    Param("learning_rate", "float", CONFIG, "Learning rate", "Step size of Adam.", min=1e-7, max=1.0, sweep=True,
           log=True),
-    Param("min_word_count", "int", 1, "Rarest word kept", "Words seen fewer times in the training captions are "
+    Param("min_word_count", "int", CONFIG, "Rarest word kept", "Words seen fewer times in the training captions are "
           "dropped.", unit="times", min=1, max=1000, sweep=True),
-    Param("max_length", "int", None, "Longest caption", "Longest caption in words, start and end marks included; "
+    Param("max_length", "int", CONFIG, "Longest caption", "Longest caption in words, start and end marks included; "
           "default: the longest training caption.", unit="words", min=3, max=100, nullable=True, optional=True),
-    Param("beam_width", "int", 3, "Beam width", "Captions kept at each step of beam search.", min=1, max=10,
+    Param("beam_width", "int", CONFIG, "Beam width", "Captions kept at each step of beam search.", min=1, max=10,
           sweep=True),
-    Param("units", "int", 256, "Model width", "Width of the word embedding, the LSTM and the dense layers "
+    Param("units", "int", CONFIG, "Model width", "Width of the word embedding, the LSTM and the dense layers "
           "(PRODUCT.md's merge model: 256).", unit="units", min=8, max=1024, sweep=True, group="model"),
-    Param("dropout", "float", 0.5, "Dropout", "Fraction of activations dropped while training.", min=0.0, max=0.9,
+    Param("dropout", "float", CONFIG, "Dropout", "Fraction of activations dropped while training.", min=0.0, max=0.9,
           sweep=True, step="0.05", group="model"),
-    Param("early_stopping", "int", 5, "Early stopping", "Stop after this many epochs without a better validation "
+    Param("early_stopping", "int", CONFIG, "Early stopping", "Stop after this many epochs without a better validation "
           "loss (the best epoch is kept); null: run every epoch.", unit="epochs", min=1, max=100, nullable=True,
           sweep=True),
     SEED,
-))
+), configs=(CaptionConfig,))
 
 FEATURES = Declaration((
     Param("batch_size", "int", 32, "Batch size", "Images per step of the backbone.", unit="images", min=1,
@@ -162,6 +199,8 @@ SYSTEM_CHECK = Declaration((
     Param("seconds_per_device", "float", 2.0, "Seconds per device", "How long to measure matrix-multiply speed "
           "on each device.", unit="s", min=0.2, max=30.0),
 ))
+
+# Feature extraction and the system check have no config class: their jobs read these params as they are.
 
 # The job kinds (Job.Kind values) and their declarations; ingestion takes no parameters.
 DECLARATIONS: dict[str, Declaration] = {
