@@ -4,6 +4,7 @@ cannot drift between them."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -44,6 +45,23 @@ def test_the_launch_forms_take_their_defaults_and_limits_from_the_declarations(k
                 assert float(attrs["value"]) == param.default, (param.name, attrs)
         checked += 1
     assert checked >= 6, inputs.keys()
+
+
+@pytest.mark.parametrize("kind", sorted(FORMS))
+def test_the_launch_forms_draw_every_declared_parameter_from_its_declaration(kind, alice, client):
+    """No field is placed by hand: each declared parameter is one drawn field, sent by its type, with the
+    declared label and choices."""
+    from webapp.datasets.models import Dataset
+
+    Dataset.objects.create(owner=alice, name="d", kind="classification" if kind == "train" else "captions",
+                           status="ready")
+    client.force_login(alice)
+    html = client.get(FORMS[kind]).content.decode()
+    for param in DECLARATIONS[kind].params:
+        assert len(re.findall(rf'name="{param.name}"[^>]*data-param="{param.type}"', html)) == 1, param.name
+        assert f'data-field="{param.name}" data-label="{param.label}"' in html, param.name
+        for choice in param.choices:
+            assert f'<option value="{choice}"' in html, (param.name, choice)
 
 
 @pytest.mark.parametrize("kind", sorted(DECLARATIONS))
@@ -97,7 +115,7 @@ def test_a_parameter_declared_with_a_group_appears_in_its_form_by_itself(alice, 
     schedule = params.Param("schedule", "choice", "cosine", "Schedule", choices=("constant", "cosine"),
                             group="training")
     monkeypatch.setitem(params.DECLARATIONS, "train",
-                        params.Declaration((*params.TRAIN.params, warmup, schedule)))
+                        dataclasses.replace(params.TRAIN, params=(*params.TRAIN.params, warmup, schedule)))
     Dataset.objects.create(owner=alice, name="d", kind="classification", status="ready")
     client.force_login(alice)
     html = client.get("/train/").content.decode()

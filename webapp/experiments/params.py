@@ -56,9 +56,20 @@ class Param:
     nullable: bool = False  # None is a value ("off")
     optional: bool = False  # no default: the job decides (e.g. per architecture)
     step: str = ""  # the form's step; "" = 1 for ints, "any" for floats
-    # The launch form's group ("training", "model", ...) that draws it by itself with
-    # `{% param_group %}`; "" for the fields a form lays out by hand (with `{% param_input %}`).
+    # How a launch form draws it: in which group ("input", "training", "augmentation", "model",
+    # "words", "run"; `{% param_group %}` draws each declared parameter of a group, in order), with
+    # what hint (None: `help`; "": none; the form prefills values, so the API's "if left out" would
+    # not read right there), the unit beside its label (floats add their range), the words of its
+    # choices, and for a parameter a checkbox turns on (`toggle`), the sentence around its number
+    # ("after {} epochs ...") and the value proposed when it is off by default.
     group: str = ""
+    hint: str | None = None
+    form_unit: bool = False
+    choice_labels: tuple[str, ...] = ()
+    placeholder: str = ""
+    toggle: str = ""
+    inline: str = ""
+    suggest: Any = None
 
     def field(self) -> serializers.Field:
         """The DRF field that validates it (its help and limits go to the API docs too)."""
@@ -92,6 +103,36 @@ class Param:
     def input_step(self) -> str:
         return self.step or ("1" if self.type == "int" else "any")
 
+    @property
+    def form_hint(self) -> str:
+        return self.help if self.hint is None else self.hint
+
+    @property
+    def choice_options(self) -> list[tuple[str, str]]:
+        """(value, words) of each choice, as the form's <select> shows them."""
+        return list(zip(self.choices, self.choice_labels or self.choices, strict=True))
+
+    @property
+    def unit_text(self) -> str:
+        """What the form writes beside the label: the unit, and a fraction's range ("turns, 0–0.5")."""
+        if not self.form_unit:
+            return ""
+        if self.type == "float" and self.min is not None and self.max is not None:
+            bounds = f"{self.min:g}–{self.max:g}"
+            return f"{self.unit}, {bounds}" if self.unit else bounds
+        return self.unit
+
+
+@dataclass(frozen=True)
+class FormGroup:
+    """A titled group of a launch form's Advanced section: the parameters declared with its name.
+    `note` is the id of a line the page's script fills (the train form says there what a backbone sets)."""
+
+    name: str
+    title: str
+    help: str = ""
+    note: str = ""
+
 
 @dataclass(frozen=True)
 class Declaration:
@@ -100,6 +141,9 @@ class Declaration:
     params: tuple[Param, ...] = field(default_factory=tuple)
     # The jobs.ml configs a job of this kind builds from its params (jobs.ml.config.from_params).
     configs: tuple[type, ...] = ()
+    # The launch form's Advanced groups, in order (templates/experiments/launch.html); "run" (the
+    # seed, with the queue) closes every form, and a page may draw another group where it belongs.
+    form_groups: tuple[FormGroup, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "params", tuple(map(self._with_default, self.params)))
@@ -133,60 +177,82 @@ class Declaration:
 
 
 SEED = Param("seed", "int", CONFIG, "Random seed", "The same seed, data and settings give the same run.",
-             min=0, max=2**31 - 1, sweep=True)
+             min=0, max=2**31 - 1, sweep=True, group="run")
+
+EARLY_STOPPING = "Stop early when the validation loss stops improving"
 
 TRAIN = Declaration((
     Param("image_size", "int", CONFIG, "Image size", "Square side every image is resized to; if left out, the "
           "dataset's typical side within the architecture's limits.", unit="px", min=8, max=1024, optional=True,
-          sweep=True),
-    Param("color_mode", "choice", CONFIG, "Colours", "Grayscale or RGB input; if left out, RGB when the dataset's "
-          "images are in colour or its classes differ by colour.", choices=("grayscale", "rgb"), optional=True),
+          sweep=True, group="input", hint="Every image is resized to this square.", form_unit=True,
+          placeholder="from the dataset"),
+    Param("color_mode", "choice", CONFIG, "Colour mode", "Grayscale or RGB input; if left out, RGB when the "
+          "dataset's images are in colour or its classes differ by colour.", choices=("grayscale", "rgb"),
+          optional=True, group="input", hint="", choice_labels=("Grayscale (1 channel)", "Colour, RGB (3 channels)")),
     Param("epochs", "int", CONFIG, "Epochs", "Passes over the training images.", unit="epochs", min=1, max=1000,
-          sweep=True),
+          sweep=True, group="training"),
     Param("batch_size", "int", CONFIG, "Batch size", "Images per training step.", unit="images", min=1, max=4096,
-          sweep=True),
+          sweep=True, group="training", hint="Images per step; lower it if memory runs out."),
     Param("optimizer", "choice", CONFIG, "Optimizer", "How the weights follow the gradient.",
-          choices=("adam", "sgd", "rmsprop"), sweep=True),
+          choices=("adam", "sgd", "rmsprop"), sweep=True, group="training", hint="",
+          choice_labels=("Adam", "SGD", "RMSprop")),
     Param("learning_rate", "float", CONFIG, "Learning rate", "Step size of the optimizer.", min=1e-7, max=10.0,
-          sweep=True, log=True),
-    Param("augment_flip", "bool", CONFIG, "Flip left-right", "Mirror training images at random.", sweep=True),
+          sweep=True, log=True, group="training", hint=""),
+    Param("augment_flip", "bool", CONFIG, "Flip left–right", "Mirror training images at random.", sweep=True,
+          group="augmentation", hint="Not for digits or text."),
     Param("augment_rotation", "float", CONFIG, "Rotation", "Rotate training images at random by up to this "
-          "fraction of a full turn.", unit="turns", min=0.0, max=0.5, sweep=True, step="0.05"),
+          "fraction of a full turn.", unit="turns", min=0.0, max=0.5, sweep=True, step="0.05",
+          group="augmentation", hint="", form_unit=True),
     Param("augment_zoom", "float", CONFIG, "Zoom", "Zoom training images in or out at random by up to this "
-          "fraction.", min=0.0, max=0.5, sweep=True, step="0.05"),
+          "fraction.", min=0.0, max=0.5, sweep=True, step="0.05", group="augmentation", hint="", form_unit=True),
     Param("early_stopping", "int", CONFIG, "Early stopping", "Stop after this many epochs without a better "
           "validation loss; off when empty.", unit="epochs", min=1, max=100, nullable=True,
-          optional=True, sweep=True),
+          optional=True, sweep=True, group="training", toggle=EARLY_STOPPING,
+          inline="after {} epochs without a better one", suggest=3),
     Param("keep_best", "bool", CONFIG, "Keep the best epoch", "Save the model as it was at the epoch with the "
           "lowest validation loss; off: as it is after the last epoch.", group="training"),
-    Param("mode", "choice", CONFIG, "Transfer mode", "Transfer models: train the head on cached features "
-          "(extract) or also the last block (finetune).", choices=("extract", "finetune"), sweep=True),
+    Param("mode", "choice", CONFIG, "Mode", "Transfer models: train the head on cached features "
+          "(extract) or also the last block (finetune).", choices=("extract", "finetune"), sweep=True,
+          group="transfer", choice_labels=("Extract: only the head learns (fast)",
+                                                    "Fine-tune: the last block learns too (slow)")),
     SEED,
-), configs=(TrainConfig, TransferConfig))  # a zoo model's config first: TransferConfig's rate depends on the mode
+# TrainConfig first: a TransferConfig's learning rate depends on its mode. The "transfer" group (the
+# mode) sits in the form's backbone panel rather than under Advanced.
+), configs=(TrainConfig, TransferConfig), form_groups=(
+    FormGroup("input", "Input", note="input-from-backbone"),
+    FormGroup("training", "Training"),
+    FormGroup("augmentation", "Augmentation", "Random changes to the training images on every epoch, so the model "
+              "sees more variety. Validation and test images are never changed."),
+))
 
 # Defaults: jobs.ml.config.CaptionConfig's, measured on real features (its docstring has the table).
 CAPTION = Declaration((
     Param("epochs", "int", CONFIG, "Epochs", "At most this many epochs; early stopping usually ends sooner.",
-          unit="epochs", min=1, max=500, sweep=True),
+          unit="epochs", min=1, max=500, sweep=True, group="training", hint="Passes over every training caption."),
     Param("batch_size", "int", CONFIG, "Batch size", "Caption prefixes per training step.", unit="samples", min=1,
-          max=4096, sweep=True),
+          max=4096, sweep=True, group="training", hint="Next-word examples per step."),
     Param("learning_rate", "float", CONFIG, "Learning rate", "Step size of Adam.", min=1e-7, max=1.0, sweep=True,
-          log=True),
-    Param("min_word_count", "int", CONFIG, "Rarest word kept", "Words seen fewer times in the training captions are "
-          "dropped.", unit="times", min=1, max=1000, sweep=True),
+          log=True, group="training", hint="Adam's step size."),
+    Param("min_word_count", "int", CONFIG, "Minimum word count", "Words seen fewer times in the training captions "
+          "are left out of the vocabulary.", unit="times", min=1, max=1000, sweep=True, group="words"),
     Param("max_length", "int", CONFIG, "Longest caption", "Longest caption in words, start and end marks included; "
-          "default: the longest training caption.", unit="words", min=3, max=100, nullable=True, optional=True),
+          "default: the longest training caption.", unit="words", min=3, max=100, nullable=True, optional=True,
+          group="words", hint="Start and end marks included. Empty: the longest training caption.", form_unit=True,
+          placeholder="automatic"),
     Param("beam_width", "int", CONFIG, "Beam width", "Captions kept at each step of beam search.", min=1, max=10,
-          sweep=True),
+          sweep=True, group="words", hint="Sentences beam search keeps at each word when scoring; 1 is greedy."),
     Param("units", "int", CONFIG, "Model width", "Width of the word embedding, the LSTM and the dense layers "
           "(PRODUCT.md's merge model: 256).", unit="units", min=8, max=1024, sweep=True, group="model"),
     Param("dropout", "float", CONFIG, "Dropout", "Fraction of activations dropped while training.", min=0.0, max=0.9,
           sweep=True, step="0.05", group="model"),
     Param("early_stopping", "int", CONFIG, "Early stopping", "Stop after this many epochs without a better validation "
           "loss (the best epoch is kept); null: run every epoch.", unit="epochs", min=1, max=100, nullable=True,
-          sweep=True),
+          sweep=True, group="training", toggle=EARLY_STOPPING,
+          inline="after {} epochs without a better one (the best epoch is kept)"),
     SEED,
-), configs=(CaptionConfig,))
+), configs=(CaptionConfig,), form_groups=(
+    FormGroup("training", "Training"), FormGroup("model", "Model"), FormGroup("words", "Words"),
+))
 
 FEATURES = Declaration((
     Param("batch_size", "int", 32, "Batch size", "Images per step of the backbone.", unit="images", min=1,
