@@ -2,10 +2,10 @@
 
 A declaration says what a parameter is (type, default, range or choices, unit), what it means
 (label, help) and whether a sweep may vary it. From it come the API serializers (and so the
-OpenAPI docs), the launch forms' inputs with their defaults and limits (`{% param_input %}`, or
-whole fields by group with `{% param_group %}`, which the form scripts send without a list),
-the labels of the compare page's parameter table, and `GET /api/params/`, which a sweep's
-search space is checked against.
+OpenAPI docs), the launch forms (`templates/experiments/launch.html` draws every field of a kind
+by its form group with `{% param_group %}`: label, hint, input with its default and limits; the
+form scripts send them by type, without a list), the labels of the compare page's parameter
+table, and `GET /api/params/`, which a sweep's search space is checked against.
 
 A training parameter's default is not written here: it is the default of the `jobs.ml.config`
 field the parameter fills (declared `CONFIG`), which is also what a worker's `from_params` builds
