@@ -13,13 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobs.features import backbone_for, dataset_features, features_summary
+from jobs.ml.config import CaptionConfig, from_params
 from jobs.runner import UserFacingError
 from jobs.training import FEATURES_SHARE, environment, job_workdir, keep_model
 from webapp.experiments.models import TrainedModel
 
 
 def train_captioner(job, reporter) -> dict:
-    from jobs.ml.captioning import CaptionConfig
     from jobs.ml.captioning import train_captioner as train
     from jobs.ml.progress import ScaledSink
 
@@ -35,12 +35,7 @@ def train_captioner(job, reporter) -> dict:
             splits[split].append(path)
     if not splits["train"]:
         raise UserFacingError("The dataset's training split has no captioned images.")
-    config = CaptionConfig(
-        epochs=params["epochs"], batch_size=params["batch_size"], learning_rate=params["learning_rate"],
-        min_word_count=params["min_word_count"], max_length=params.get("max_length"),
-        beam_width=params["beam_width"], early_stopping_patience=params.get("early_stopping"), seed=params["seed"],
-        embedding_dim=params.get("units", 256), units=params.get("units", 256), dropout=params.get("dropout", 0.5),
-    )
+    config = from_params(CaptionConfig, params)
     workdir = job_workdir(job)
     workdir.mkdir(parents=True, exist_ok=True)
     try:

@@ -63,7 +63,7 @@ def predict(model_id: int, image_b64: str, top: int = 5) -> dict:
 
 @app.task(name="inference.describe_architecture", ignore_result=False, soft_time_limit=120, time_limit=150)
 def describe_architecture(name: str, input_shape: list[int] | None = None, classes: int | None = None) -> dict:
-    from jobs.ml.zoo import describe
+    from jobs.ml.describe import describe
 
     try:
         return describe(name, tuple(input_shape) if input_shape else None, classes)

@@ -17,10 +17,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from jobs.ml.config import TrainConfig, TransferConfig, from_params
+from jobs.ml.predictions import write_predictions
 from jobs.provenance import library_versions
 from jobs.runner import UserFacingError
 from webapp.datasets.models import DatasetItem
-from webapp.experiments.compare import write_predictions
 from webapp.experiments.models import TrainedModel
 
 FEATURES_SHARE = 0.3  # of the progress bar, when features must be extracted before training
@@ -85,17 +86,10 @@ def train(job, reporter) -> dict:
 
 
 def _train_from_scratch(job, splits, class_names, workdir: Path, reporter):
-    from jobs.ml.training import TrainConfig, train_classifier
+    from jobs.ml.training import train_classifier
 
     params = job.params
-    config = TrainConfig(
-        architecture=params["architecture"], image_size=params["image_size"],
-        channels=1 if params["color_mode"] == "grayscale" else 3, epochs=params["epochs"],
-        batch_size=params["batch_size"], optimizer=params["optimizer"], learning_rate=params["learning_rate"],
-        augment_flip=params["augment_flip"], augment_rotation=params["augment_rotation"],
-        augment_zoom=params["augment_zoom"], early_stopping_patience=params.get("early_stopping"),
-        keep_best=params.get("keep_best", True), seed=params["seed"],
-    )
+    config = from_params(TrainConfig, params)
     return train_classifier(splits["train"], splits["val"], splits["test"], class_names, config, workdir,
                             reporter, resume=bool(params.get("resume")))
 
@@ -104,7 +98,7 @@ def _train_on_backbone(job, dataset, splits, class_names, workdir: Path, reporte
     """Transfer (extract or finetune) and logistic regression: features first when the model reads them."""
     from jobs.features import backbone_for, dataset_features, features_summary
     from jobs.ml.progress import ScaledSink
-    from jobs.ml.transfer import TransferConfig, train_logreg, train_transfer
+    from jobs.ml.transfer import train_logreg, train_transfer
 
     params = job.params
     backbone = backbone_for(job.owner, params["backbone"], params.get("weights", "imagenet"))
@@ -127,13 +121,7 @@ def _train_on_backbone(job, dataset, splits, class_names, workdir: Path, reporte
     if params["architecture"] == "logreg":
         return train_logreg(train, val, test, class_names, backbone, features, workdir, sink,
                             seed=params["seed"], feature_key=feature_key), extra
-    config = TransferConfig(
-        mode=params["mode"], epochs=params["epochs"], batch_size=params["batch_size"],
-        learning_rate=params["learning_rate"], optimizer=params["optimizer"], augment_flip=params["augment_flip"],
-        augment_rotation=params["augment_rotation"], augment_zoom=params["augment_zoom"],
-        early_stopping_patience=params.get("early_stopping"), keep_best=params.get("keep_best", True),
-        seed=params["seed"], architecture=params["architecture"],
-    )
+    config = from_params(TransferConfig, params)
     return train_transfer(train, val, test, class_names, backbone, features, config, workdir, sink,
                           feature_key=feature_key), extra
 

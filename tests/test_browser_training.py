@@ -219,7 +219,7 @@ def test_the_launch_form_shows_each_problem_under_its_field(alice, page):
     expect(page.locator("#no-datasets")).to_contain_text("No dataset to train on yet")
     go = page.locator("#no-datasets").get_by_role("link", name="Go to Datasets")
     expect(go).to_have_attribute("href", "/datasets/")
-    expect(page.locator("#train-form")).to_have_count(0)
+    expect(page.locator("#launch-form")).to_have_count(0)
 
     Dataset.objects.create(owner=alice, name="flowers", kind=Dataset.Kind.CLASSIFICATION,
                            status=Dataset.Status.READY, num_items=120,

@@ -22,15 +22,14 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
+from jobs.ml.predictions import PREDICTIONS_FILE, write_predictions
 from tests.conftest import wait_for_job
 from webapp.experiments.compare import (
-    PREDICTIONS_FILE,
     CompareRefused,
     agreement_sentence,
     format_p,
     mcnemar_exact,
     parse_ids,
-    write_predictions,
 )
 from webapp.jobs.models import Job, JobMetric
 

@@ -4,6 +4,7 @@ cannot drift between them."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -44,6 +45,23 @@ def test_the_launch_forms_take_their_defaults_and_limits_from_the_declarations(k
                 assert float(attrs["value"]) == param.default, (param.name, attrs)
         checked += 1
     assert checked >= 6, inputs.keys()
+
+
+@pytest.mark.parametrize("kind", sorted(FORMS))
+def test_the_launch_forms_draw_every_declared_parameter_from_its_declaration(kind, alice, client):
+    """No field is placed by hand: each declared parameter is one drawn field, sent by its type, with the
+    declared label and choices."""
+    from webapp.datasets.models import Dataset
+
+    Dataset.objects.create(owner=alice, name="d", kind="classification" if kind == "train" else "captions",
+                           status="ready")
+    client.force_login(alice)
+    html = client.get(FORMS[kind]).content.decode()
+    for param in DECLARATIONS[kind].params:
+        assert len(re.findall(rf'name="{param.name}"[^>]*data-param="{param.type}"', html)) == 1, param.name
+        assert f'data-field="{param.name}" data-label="{param.label}"' in html, param.name
+        for choice in param.choices:
+            assert f'<option value="{choice}"' in html, (param.name, choice)
 
 
 @pytest.mark.parametrize("kind", sorted(DECLARATIONS))
@@ -99,7 +117,7 @@ def test_a_parameter_declared_with_a_group_appears_in_its_form_by_itself(alice, 
     from webapp.jobs import registry
 
     monkeypatch.setattr(registry.get("train"), "declaration",
-                        params.Declaration((*params.TRAIN.params, warmup, schedule)))
+                        dataclasses.replace(params.TRAIN, params=(*params.TRAIN.params, warmup, schedule)))
     Dataset.objects.create(owner=alice, name="d", kind="classification", status="ready")
     client.force_login(alice)
     html = client.get("/train/").content.decode()
@@ -108,3 +126,64 @@ def test_a_parameter_declared_with_a_group_appears_in_its_form_by_itself(alice, 
     assert 'data-label="Warm-up"' in html and "Epochs at a rising learning rate." in html
     assert re.search(r'<select name="schedule" id="f-schedule" data-param="choice">'
                      r'<option value="constant">constant</option><option value="cosine" selected>', html)
+
+
+# --- the worker's configs are built from the same declarations -------------------------------------
+
+def _other_value(param):
+    """A valid value of `param` that is not its declared default."""
+    if param.type == "bool":
+        return not param.default
+    if param.type == "choice":
+        return next(c for c in param.choices if c != param.default)
+    value = param.max if param.default != param.max else param.min
+    return int(value) if param.type == "int" else float(value)
+
+
+# What a launch looks up rather than declares (jobs.ml.config.from_params's refs).
+REFS = {"train": {"architecture": "mlp", "image_size": 28, "color_mode": "grayscale"}, "train_captioner": {}}
+
+
+@pytest.mark.parametrize("kind", sorted(REFS))
+def test_every_declared_parameter_reaches_the_ml_config_with_its_declared_default(kind):
+    """A job's params become its training config by name (jobs.ml.config.from_params): each declared
+    parameter fills a field of one of its kind's configs, with the same default when left out,
+    and a value set at launch arrives as it was set."""
+    from jobs.ml.config import from_params, param_fields
+
+    declaration = DECLARATIONS[kind]
+    assert declaration.configs
+    reached = set()
+    for config_class in declaration.configs:
+        fields = param_fields(config_class)
+        defaults = from_params(config_class, REFS[kind])
+        chosen = {p.name: _other_value(p) for p in declaration.params if p.name not in REFS[kind]}
+        built = from_params(config_class, {**REFS[kind], **chosen})
+        for param in declaration.params:
+            if param.name not in fields or param.name in REFS[kind]:
+                continue
+            reached.add(param.name)
+            field = fields[param.name].name
+            assert getattr(defaults, field) == param.default, (config_class.__name__, param.name)
+            assert getattr(built, field) == chosen[param.name], (config_class.__name__, param.name)
+    assert reached == {p.name for p in declaration.params} - set(REFS[kind])  # none is left unread
+
+
+def test_a_config_converts_what_the_api_words_for_a_person():
+    from jobs.ml.config import CaptionConfig, TrainConfig, TransferConfig, from_params
+
+    assert from_params(TrainConfig, {**REFS["train"], "color_mode": "rgb"}).channels == 3
+    assert from_params(TrainConfig, REFS["train"]).channels == 1
+    assert from_params(CaptionConfig, {"units": 64}).embedding_dim == 64  # one width for both
+    assert from_params(TransferConfig, {"dataset": 3, "backbone": "vgg16"}) == TransferConfig()  # refs ignored
+
+
+def test_fine_tuning_defaults_are_the_transfer_configs():
+    """The API fills what a fine-tuning launch leaves out with the values a TransferConfig uses."""
+    from jobs.ml.config import MODE_DEFAULTS, TransferConfig
+
+    finetune = TransferConfig(mode="finetune")
+    assert {name: getattr(finetune, name) for name in MODE_DEFAULTS["finetune"]} == MODE_DEFAULTS["finetune"]
+    extract = TransferConfig()
+    assert (extract.learning_rate, extract.augment_flip) == (DECLARATIONS["train"]["learning_rate"].default,
+                                                             DECLARATIONS["train"]["augment_flip"].default)

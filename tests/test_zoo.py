@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from jobs.ml import zoo
-from jobs.ml.zoo import ARCHITECTURES, SCRATCH, build_model, describe, summarize
+from jobs.ml.describe import describe
+from jobs.ml.zoo import ARCHITECTURES, SCRATCH, build_model, summarize
 
 # Keras 3's own .keras writer converts variables with np.array(); NumPy 2 flags that. Not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")

@@ -45,6 +45,7 @@ import tensorflow as tf
 from jobs.ml import zoo
 from jobs.ml.artifacts import EMBEDDED_METADATA, METADATA_FILE, MODEL_FILE, save_model
 from jobs.ml.bleu import corpus_bleu
+from jobs.ml.config import CaptionConfig
 from jobs.ml.datasets.captions import clean_caption
 from jobs.ml.progress import ProgressSink
 from jobs.ml.training import (
@@ -83,51 +84,6 @@ RESUME_KEYS = ("min_word_count", "max_length", "embedding_dim", "units", "dropou
 
 
 # --- configuration and result ---------------------------------------------------------------------
-
-@dataclass
-class CaptionConfig:
-    """Training settings. The defaults were measured on real features: the published quantized MobileNet
-    v1 0.5's 512-d pool of 1,000 generated shapes pictures (700 train, 150 val, 150 test; 3,500 training
-    captions, 50,148 samples an epoch), changing one setting at a time, each run to its early stop
-    (`bench/captioning.py --sweep --images 1000 --epochs 30`, 2 shared CPU cores; samples/s are noisy):
-
-    | change from the defaults | epochs run | best epoch | best val_loss | BLEU-4 greedy | beam | s |
-    |---|---|---|---|---|---|---|
-    | none (batch 128, Adam 1e-3, dropout 0.5, units 256) | 19 | 14 | 0.665 | 0.529 | 0.531 | 501 |
-    | the same, model seed 1 | 21 | 16 | 0.663 | 0.532 | | 489 |
-    | learning rate 3e-4 | 30 | 30 (still falling) | 0.658 | 0.564 | 0.546 | 1036 |
-    | learning rate 3e-3 | 16 | 11 | 0.681 | 0.511 | 0.502 | 389 |
-    | batch 64 (seeds 0 and 1) | 19, 16 | 14, 11 | 0.656, 0.658 | 0.541, 0.496 | 0.548 | 458, 341 |
-    | batch 256 | 28 | 23 | 0.660 | 0.551 | 0.552 | 573 |
-    | dropout 0.2 | 17 | 12 | 0.650 | 0.514 | 0.521 | 415 |
-    | dropout 0 | 14 | 9 | 0.670 | 0.508 | 0.525 | 396 |
-    | units 128 (embedding 128) | 30 | 30 (still falling) | 0.654 | 0.546 | 0.570 | 160 |
-
-    The always-the-most-common-caption baseline scores BLEU-4 0.107 there; a reader that gets every
-    colour, shape, size and position right and decodes greedily scores about 0.63 (the captions'
-    synonyms and word orders are random, so no caption matches all references' 4-grams). Across two
-    seeds BLEU-4 moves by about 0.04 at the same settings, so most rows tie. Hence: Adam 1e-3 (3e-4
-    is no better within that noise and needs twice the epochs; 3e-3 is worse); batch 128 (64 ties
-    and takes more steps; 256 needs more epochs); dropout 0.5 (less dropout lowers val_loss but not
-    BLEU); 30 epochs at most, which early stopping ends near 20 here; patience 5 (the longest wait
-    between improvements seen was 3 epochs; 5 leaves a margin for about 2 extra epochs). Units stay
-    at PRODUCT.md's 256: 128 did as well on this 56-word vocabulary in a third of the time, but a
-    Flickr8k-sized vocabulary (7,579 words) is what the reference width is for, and this set cannot
-    measure that; `units` narrows the model per job.
-    """
-
-    epochs: int = 30
-    batch_size: int = 128
-    learning_rate: float = 1e-3  # Adam
-    min_word_count: int = 1  # words rarer than this in the training captions are dropped
-    max_length: int | None = None  # None: the longest training caption in tokens (with startseq/endseq), capped at 40
-    embedding_dim: int = 256
-    units: int = 256
-    dropout: float = 0.5
-    beam_width: int = 3
-    early_stopping_patience: int | None = 5  # epochs without a better val_loss; None or 0: run every epoch
-    seed: int = 0
-
 
 @dataclass
 class CaptionResult:

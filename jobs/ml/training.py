@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from jobs.ml import devices, zoo
 from jobs.ml.artifacts import save_model, write_atomically, write_json
+from jobs.ml.config import TrainConfig
 from jobs.ml.evaluation import classification_report
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
 from jobs.ml.progress import Countdown, ProgressSink
@@ -41,23 +42,6 @@ CACHE_DIR = "cache"
 
 # What must match for a checkpoint to be continued rather than started over.
 RESUME_KEYS = ("architecture", "image_size", "channels", "optimizer", "learning_rate", "seed")
-
-
-@dataclass
-class TrainConfig:
-    architecture: str
-    image_size: int  # square side in px
-    channels: int  # 1 (grayscale) or 3 (rgb)
-    epochs: int = 10
-    batch_size: int = 32
-    optimizer: str = "adam"  # "adam" | "sgd" (momentum 0.9) | "rmsprop"
-    learning_rate: float = 1e-3
-    augment_flip: bool = False
-    augment_rotation: float = 0.0  # fraction of a full turn, as keras.layers.RandomRotation
-    augment_zoom: float = 0.0
-    early_stopping_patience: int | None = None  # on val_loss
-    keep_best: bool = True  # save the weights of the epoch with the lowest val_loss, not the last epoch's
-    seed: int = 0
 
 
 @dataclass

@@ -32,7 +32,6 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -41,6 +40,7 @@ import numpy as np
 from jobs.ml import devices, formats, zoo
 from jobs.ml.artifacts import save_model
 from jobs.ml.backbones import Backbone, keras_feature_model
+from jobs.ml.config import TransferConfig
 from jobs.ml.evaluation import classification_report
 from jobs.ml.features import FeatureSet
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
@@ -62,7 +62,6 @@ from jobs.ml.training import (
 )
 
 MODES = ("extract", "finetune")
-DEFAULT_LEARNING_RATE = {"extract": 1e-3, "finetune": 1e-5}
 HEAD_UNITS, HEAD_DROPOUT = 256, 0.5
 # Head-only training on cached features before fine-tuning, when features are given: about this
 # many optimizer steps (a few epochs of a large dataset, more epochs of a small one), within bounds.
@@ -78,25 +77,6 @@ ABSENT_CLASS_LOGIT = -50.0  # a class with no training image: probability ~e-50 
 _VGG_LAST_BLOCK = ("block5_",)
 _VGG_DENSE = ("fc1", "fc2")
 _MOBILENET_V2_LAST_BLOCKS = "block_16_"
-
-
-@dataclass
-class TransferConfig:
-    mode: str = "extract"  # "extract" (head on cached features) | "finetune" (last block + head on images)
-    epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float | None = None  # default 1e-3 for extract, 1e-5 for finetune
-    optimizer: str = "adam"  # "adam" | "sgd" (momentum 0.9) | "rmsprop"
-    augment_flip: bool = True  # finetune only: extract mode trains on fixed features
-    augment_rotation: float = 0.0
-    augment_zoom: float = 0.0
-    early_stopping_patience: int | None = None  # on val_loss
-    keep_best: bool = True  # save the weights of the epoch with the lowest val_loss, not the last epoch's
-    seed: int = 0
-    architecture: str = "transfer"  # the name recorded in the metadata: transfer, vgg16_transfer, ...
-
-    def resolved_learning_rate(self) -> float:
-        return DEFAULT_LEARNING_RATE.get(self.mode, 1e-3) if self.learning_rate is None else self.learning_rate
 
 
 # --- checks ----------------------------------------------------------------------------------------
@@ -132,7 +112,7 @@ def _check(config: TransferConfig, train, val, class_names, backbone: Backbone, 
         raise ValueError(f"There is no optimizer called {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError("Training needs at least one epoch and a batch size of at least 1.")
-    if not config.resolved_learning_rate() > 0:
+    if not config.learning_rate > 0:
         raise ValueError("The learning rate must be a positive number.")
     if not (0 <= config.augment_rotation <= 1 and 0 <= config.augment_zoom < 1):
         raise ValueError("Rotation is a fraction of a full turn (0 to 1) and zoom a fraction of the size (0 to 1).")
@@ -348,7 +328,7 @@ def _train_extract(train, val, test, class_names, backbone, features, config, wo
     keras.utils.set_random_seed(config.seed)
     layers = _head_layers(len(class_names), config.seed)
     head = _head_model(backbone.feature_dim, layers)
-    head.compile(optimizer=make_optimizer(dataclasses.replace(config, learning_rate=config.resolved_learning_rate())),
+    head.compile(optimizer=make_optimizer(config),
                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     steps = steps_per_epoch(len(train), config.batch_size)
     callback = _Callback(sink, workdir, config, list(class_names), steps, len(train), None)
@@ -416,8 +396,7 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
             if features is not None:
                 warm_epochs = _warm_start(layers, backbone, features, train, config, sink, feature_key)
             trainable = _unfreeze_last_block(feature_model, backbone)
-            model.compile(optimizer=make_optimizer(dataclasses.replace(config,
-                                                                   learning_rate=config.resolved_learning_rate())),
+            model.compile(optimizer=make_optimizer(config),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         summary = zoo.summarize(model)
         steps = steps_per_epoch(len(train), config.batch_size)

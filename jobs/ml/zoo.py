@@ -14,8 +14,6 @@ Only stock Keras layers are used: a saved `.keras` file reloads without custom o
 
 from __future__ import annotations
 
-import copy
-import functools
 import itertools
 import math
 import operator
@@ -44,7 +42,7 @@ def get_architecture(name: str) -> Architecture:
 def check_input(name: str, input_shape: Sequence[int], num_classes: int) -> tuple[tuple[int, int, int], int]:
     """Validate a build request without Keras; returns the normalised (shape, classes).
 
-    Separate from `build_model` so callers (and `describe`) fail fast, with a sentence a user
+    Separate from `build_model` so callers (and `jobs.ml.describe`) fail fast, with a sentence a user
     can act on, before paying for a TensorFlow import.
     """
     arch = get_architecture(name)
@@ -219,39 +217,3 @@ def summarize(model) -> dict:
         "trainable_params": int(trainable),
         "non_trainable_params": int(non_trainable),
     }
-
-
-@functools.lru_cache(maxsize=64)
-def _describe(name: str, shape: tuple[int, int, int], num_classes: int) -> dict:
-    # Only the table is kept: the model (VGG16's weights are half a gigabyte) is freed on return.
-    arch = ARCHITECTURES[name]
-    if arch.uses_backbone:
-        from jobs.ml.backbones import builtin
-        from jobs.ml.transfer import build_transfer_model
-
-        backbone = builtin(arch.default_backbone, "random", image_size=shape[0])
-        summary = summarize(build_transfer_model(backbone, num_classes, name=name))
-        return {"architecture": name, "input_shape": [backbone.image_size, backbone.image_size, backbone.channels],
-                "classes": num_classes, "backbone": arch.default_backbone, **summary}
-    summary = summarize(build_model(name, shape, num_classes))
-    return {"architecture": name, "input_shape": list(shape), "classes": num_classes, **summary}
-
-
-def describe(name: str, input_shape: Sequence[int] | None = None, num_classes: int | None = None) -> dict:
-    """`summarize(build_model(...))` at the given or the reference shape and class count.
-
-    Adds {"architecture", "input_shape", "classes"}. Results are cached per (name, shape,
-    classes): building VGG16 takes seconds and the answer never changes. Each call returns its
-    own copy, so a caller may edit it freely.
-    """
-    arch = get_architecture(name)
-    shape, classes = check_input(
-        name,
-        arch.reference_input_shape if input_shape is None else input_shape,
-        arch.reference_classes if num_classes is None else num_classes,
-    )
-    return copy.deepcopy(_describe(name, shape, classes))
-
-
-describe.cache_info = _describe.cache_info  # type: ignore[attr-defined]
-describe.cache_clear = _describe.cache_clear  # type: ignore[attr-defined]

@@ -169,17 +169,24 @@
   function numberValue(input) { return input.value === "" ? null : Number(input.value); }
 
   /* The values of the fields a form draws from the parameter declarations ({% param_group %}:
-     inputs with data-param="int|float|bool|choice"), by type; an empty or bad number is left out,
-     so the server answers with its own sentence under the field. */
+     inputs with data-param="int|float|bool|choice"), by type, with {name: [sentence]} for the
+     numbers that cannot be sent. A number its checkbox turned off ([data-toggles]) is null; an
+     empty one is null where data-empty="null", left to the server where "omit", else missing. */
   function declaredParams(form) {
-    const params = {};
+    const params = {}, missing = {};
     form.querySelectorAll("[data-param]").forEach(input => {
-      const type = input.dataset.param;
-      if (type === "bool") params[input.name] = input.checked;
-      else if (type === "choice") params[input.name] = input.value;
-      else if (input.value !== "") params[input.name] = Number(input.value);
+      const type = input.dataset.param, name = input.name, empty = input.dataset.empty;
+      if (type === "bool") params[name] = input.checked;
+      else if (type === "choice") params[name] = input.value;
+      else if (input.disabled) params[name] = null;
+      else if (input.value === "" && !input.validity.badInput) {
+        if (empty === "null") params[name] = null;
+        else if (empty !== "omit") missing[name] = ["Enter a number."];
+      } else if (input.validity.badInput || Number.isNaN(Number(input.value))) {
+        missing[name] = [empty === "null" ? "Enter a number, or leave it empty." : "Enter a number."];
+      } else params[name] = Number(input.value);
     });
-    return params;
+    return { params, missing };
   }
 
   Object.assign(window.VL, { csrfToken, declaredParams, errorText: text, fieldErrors, launcher, numberValue });

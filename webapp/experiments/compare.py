@@ -16,8 +16,8 @@ the compare page shows.
   landed from the original.
 
 Every classifier job leaves the predicted class of each evaluated image in a small gzipped file
-beside its model (`PREDICTIONS_FILE`, written by `write_predictions`), with paths relative to
-the dataset's images folder; its result keeps only a pointer and a count.
+beside its model (`jobs.ml.predictions`, the format both the training job and this page use), with
+paths relative to the dataset's images folder; its result keeps only a pointer and a count.
 
 Reads are kept small for ten runs of many epochs: one query for the jobs, one for all their
 epochs, one for the thumbnails shown, and the prediction files of classifiers only.
@@ -25,10 +25,9 @@ epochs, one for the thumbnails shown, and the prediction files of classifiers on
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs.ml.predictions import PREDICTIONS_FILE, read_predictions
 from webapp.experiments.summary import downsample, summary_fields
 from webapp.jobs.models import Job, JobMetric
 from webapp.jobs.public import relative_paths
@@ -45,8 +45,6 @@ MIN_RUNS, MAX_RUNS = 2, 10
 MAX_POINTS = 200  # per run and metric, unless the full series is asked for
 THUMB_SIDE = 96  # px: ingestion's thumbnails are no larger; a smaller image is shown as it is
 EXAMPLES = 16  # images shown per side of a pair (those only A got right, those only B got right)
-PREDICTIONS_FILE = "predictions.json.gz"
-PREDICTIONS_FORMAT = 1
 METRIC_ORDER = ("loss", "accuracy", "val_loss", "val_accuracy")
 # Params a person does not choose, or that another row already shows.
 HIDDEN_PARAMS = {"dataset", "resume", "backbone_label"}
@@ -143,23 +141,6 @@ def agreement_sentence(a: str, b: str, a_only: int, b_only: int, p: float) -> st
 
 # --- the per-image predictions file ----------------------------------------------------------------
 
-def write_predictions(directory: Path, rows: Iterable[Sequence], images_dir: Path | str, classes: Sequence[str],
-                      evaluated_on: str) -> dict:
-    """Write what a classifier said about each evaluated image (rows of (path, true index, predicted
-    index)) to `directory`/PREDICTIONS_FILE, paths relative to `images_dir`; returns the pointer the
-    job's result keeps: {"file", "count", "evaluated_on"}."""
-    from jobs.ml.artifacts import write_atomically
-
-    prefix = str(images_dir).rstrip("/") + "/"
-    items = [[str(path).removeprefix(prefix), int(true), int(predicted)] for path, true, predicted in rows]
-    body = json.dumps({"format": PREDICTIONS_FORMAT, "classes": list(classes), "evaluated_on": evaluated_on,
-                       "rows": items}, separators=(",", ":")).encode("utf-8")
-    path = Path(directory) / PREDICTIONS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: tmp.write_bytes(gzip.compress(body, compresslevel=6, mtime=0)))
-    return {"file": PREDICTIONS_FILE, "count": len(items), "evaluated_on": evaluated_on}
-
-
 def predictions_path(result) -> Path | None:
     """Where the predictions file of a classifier job's `result` lies (beside its model), if it has one."""
     if not isinstance(result, dict):
@@ -170,17 +151,6 @@ def predictions_path(result) -> Path | None:
     if isinstance(model_id, bool) or not isinstance(model_id, int) or model_id <= 0:
         return None
     return Path(settings.DATA_DIR) / "models" / str(model_id) / PREDICTIONS_FILE
-
-
-def read_predictions(path: Path) -> dict | None:
-    """{"classes", "evaluated_on", "rows": {path: (true, predicted)}} of a predictions file, None if unreadable."""
-    try:
-        data = json.loads(gzip.decompress(Path(path).read_bytes()))
-        rows = {str(p): (int(t), int(q)) for p, t, q in data["rows"]}
-        return {"classes": [str(c) for c in data.get("classes", [])], "evaluated_on": data.get("evaluated_on"),
-                "rows": rows}
-    except (OSError, ValueError, KeyError, TypeError, EOFError, gzip.BadGzipFile):
-        return None
 
 
 # --- small helpers -------------------------------------------------------------------------------

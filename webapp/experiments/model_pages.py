@@ -123,6 +123,7 @@ def captioner_page(request):
         "selected_weights": weights,
         "backbone_switched": switched,
         "queue_problem": redis_problem(),
+        "kind": "train_captioner",
     })
 
 

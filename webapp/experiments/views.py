@@ -89,6 +89,7 @@ def delete_job_page(request, job_id: int):
 def train_page(request):
     """The launch form; it posts JSON to /api/jobs/ so the page and scripts share one validation."""
     from jobs.ml.catalog import ARCHITECTURES
+    from jobs.ml.config import MODE_DEFAULTS
     from webapp.datasets.checks import TOO_FEW_IMAGES
     from webapp.datasets.choices import named_datasets
     from webapp.datasets.models import Dataset
@@ -111,7 +112,10 @@ def train_page(request):
         "selected_backbone": request.GET.get("backbone", ""),
         "selected_weights": request.GET.get("weights", "") or "imagenet",
         "queue_problem": redis_problem(),
-        "grayscale_warning": input_defaults.GRAYSCALE_WARNING,
+        "kind": "train",
+        "mode_defaults": MODE_DEFAULTS,  # train.js proposes fine-tuning's learning rate
+        # Under the colour field and next to Start, when grayscale would hide what tells the classes apart.
+        "field_warnings": {"color_mode": {"id": "colour-warning", "text": input_defaults.GRAYSCALE_WARNING}},
     })
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from jobs.ml.catalog import ARCHITECTURES
+from jobs.ml.config import MODE_DEFAULTS
 from webapp.datasets.checks import small_classes, too_few_sentence
 from webapp.experiments import input_defaults, params
 from webapp.experiments import kind_inputs as inputs
@@ -67,10 +68,9 @@ class TrainParams(params.TRAIN.serializer_base("TrainFields"), inputs.BackbonePa
             if not choice.fine_tunes:
                 raise serializers.ValidationError({"mode": [
                     "Only Keras backbones can be fine-tuned; a TensorFlow Lite file is frozen. Use extract."]})
-            if "learning_rate" not in self.initial_data:
-                attrs["learning_rate"] = 1e-5  # large steps would wreck the pretrained weights
-            if "augment_flip" not in self.initial_data:
-                attrs["augment_flip"] = True  # fine-tuning overfits a small dataset without it
+            for name, value in MODE_DEFAULTS["finetune"].items():  # a slow rate and flips, unless chosen
+                if name not in self.initial_data:
+                    attrs[name] = value
         attrs["image_size"] = choice.image_size
         attrs["color_mode"] = "grayscale" if choice.channels == 1 else "rgb"
 
