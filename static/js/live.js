@@ -5,17 +5,15 @@
 
   /* Poll `url` and hand each JSON answer to `onData`. Polls every `interval` ms while the tab
      is visible, every `hiddenInterval` ms when it is not, and stops when `until(data)` is true.
-     A failed request shows nothing alarming by itself: `onError` decides. */
+     A failed request shows nothing alarming by itself: `onError` decides (VL.api's Error); a session
+     that ended reloads the page. VL.api comes from api.js, loaded after this file. */
   function poll(url, onData, opts) {
     opts = Object.assign({ interval: 1000, hiddenInterval: 10000, until: null, onError: null }, opts);
     let timer = null;
     let stopped = false;
     async function tick() {
       try {
-        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-        if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        const data = await response.json();
+        const data = await VL.api(url, { reloadWhenLoggedOut: true });
         onData(data);
         if (opts.until && opts.until(data)) { stopped = true; return; }
       } catch (err) {
