@@ -24,7 +24,7 @@
   const Chart = VL.styleCharts();
 
   const isNum = x => typeof x === "number" && !Number.isNaN(x);
-  const pct = (x, digits) => (isNum(x) ? (x * 100).toFixed(digits === undefined ? 1 : digits) + "%" : "—");
+  const pct = VL.percent;
   const fixed = (x, digits) => (isNum(x) ? x.toFixed(digits) : "—");
   const plural = (n, word) => n.toLocaleString() + " " + word + (n === 1 ? "" : "s");
   const humanize = name => PARAM_NAMES[name] || (name.charAt(0).toUpperCase() + name.slice(1)).replace(/_/g, " ");

@@ -26,8 +26,7 @@
   let running = false;   // sending chunks or creating the dataset
   let finished = null;   // a finished upload whose dataset could not be made yet (e.g. queue down)
 
-  const maxSize = $("max-size");
-  maxSize.textContent = bytes(Number(maxSize.dataset.bytes));
+  VL.localize();  // the largest upload, in KiB/MiB
 
   /* ---- the form's states ---- */
 

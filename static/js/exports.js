@@ -12,7 +12,7 @@
   const STATUS_WORDS = { out_of_tolerance: "Out of tolerance" };
 
   const known = x => x !== null && x !== undefined && !Number.isNaN(x);
-  const pct = x => known(x) ? (x * 100).toFixed(1) + "%" : "—";
+  const pct = VL.percent;
 
   /* The change in test accuracy, in percentage points: "+0.3", "−1.2", "±0.0". */
   function points(change) {

@@ -207,7 +207,7 @@
     return node;
   }
 
-  function percent(x) { return (x * 100).toFixed(1) + "%"; }
+  const percent = VL.percent;
   function fixed(x) { return Number(x).toFixed(3); }
   const METRICS = { val_accuracy: ["Validation accuracy", percent], val_loss: ["Validation loss", fixed] };
 

@@ -15,13 +15,7 @@
   let sequence = 0;
   let previewUrl = null;
 
-  document.querySelectorAll("time[datetime]").forEach(node => {
-    const when = new Date(node.getAttribute("datetime"));
-    if (!isNaN(when)) node.textContent = when.toLocaleString();
-  });
-  document.querySelectorAll("[data-bytes]").forEach(node => { node.textContent = bytes(Number(node.dataset.bytes)); });
-  const accuracy = $("model-accuracy");
-  if (accuracy && accuracy.dataset.fraction) accuracy.textContent = (Number(accuracy.dataset.fraction) * 100).toFixed(1) + "%";
+  VL.localize();  // its date, file size and test accuracy
 
   function status(message) {
     statusLine.hidden = !message;
