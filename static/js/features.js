@@ -462,6 +462,32 @@
     failBox.hidden = false;
   }
 
+  /* The server's answer to an upload: the new backbone in the list and every menu, or why not. */
+  function uploaded(status, answer) {
+    if (status === 201) {
+      progress.hidden = true;
+      backbones = [answer, ...backbones.filter(b => b.id !== answer.id)];
+      render(backbones);
+      addOption(answer);
+      upload.reset();
+      applyUploadScaling();
+      $("b-name").placeholder = "the file's name";
+      const warning = answer.sanity && answer.sanity.status === "warning";
+      success.replaceChildren(el("strong", {}, "“" + answer.name + "” is ready: "),
+        shapeText(answer) + " per photo at " + answer.input_size + "×" + answer.input_size + " px, from ",
+        el("code", { class: "layer-name" }, answer.output || "the output"), ". Choose it as ", el("code", {}, answer.key), " in any backbone list. ",
+        warning ? el("a", { href: "#backbone-" + answer.id }, "Its check on the sample photos has a warning: read it above.")
+          : el("a", { href: "#backbone-" + answer.id }, "See its check on the sample photos."));
+      success.hidden = false;
+      return;
+    }
+    progress.hidden = true;
+    if (status === 400 && answer && typeof answer === "object" && !answer.detail) errors.show(answer);
+    else if (status === 413) errors.show({ file: [answer.detail || "This file is larger than the server accepts."] });
+    else refuse(VL.apiError(status, answer, code => (code === 503 ? "No worker can open the file right now. Try again in a moment."
+      : "The server could not take the file (error " + code + "). Try again in a moment.")).message);
+  }
+
   upload.addEventListener("submit", event => {
     event.preventDefault();
     if (xhr) return;
@@ -503,31 +529,8 @@
     });
     xhr.upload.addEventListener("load", () => { setProgress(1, ""); setChecking(); });
     xhr.addEventListener("load", () => {
-      const status = xhr.status;
-      const answer = xhr.response || {};
       finish();
-      if (status === 201) {
-        progress.hidden = true;
-        backbones = [answer, ...backbones.filter(b => b.id !== answer.id)];
-        render(backbones);
-        addOption(answer);
-        upload.reset();
-        applyUploadScaling();
-        $("b-name").placeholder = "the file's name";
-        const warning = answer.sanity && answer.sanity.status === "warning";
-        success.replaceChildren(el("strong", {}, "“" + answer.name + "” is ready: "),
-          shapeText(answer) + " per photo at " + answer.input_size + "×" + answer.input_size + " px, from ",
-          el("code", { class: "layer-name" }, answer.output || "the output"), ". Choose it as ", el("code", {}, answer.key), " in any backbone list. ",
-          warning ? el("a", { href: "#backbone-" + answer.id }, "Its check on the sample photos has a warning: read it above.")
-            : el("a", { href: "#backbone-" + answer.id }, "See its check on the sample photos."));
-        success.hidden = false;
-        return;
-      }
-      progress.hidden = true;
-      if (status === 400 && answer && typeof answer === "object" && !answer.detail) errors.show(answer);
-      else if (status === 413) errors.show({ file: [answer.detail || "This file is larger than the server accepts."] });
-      else refuse(VL.apiError(status, answer, code => (code === 503 ? "No worker can open the file right now. Try again in a moment."
-        : "The server could not take the file (error " + code + "). Try again in a moment.")).message);
+      uploaded(xhr.status, xhr.response || {});
     });
     xhr.addEventListener("error", () => { finish(); refuse("The upload was interrupted. Check your connection and try again."); });
     xhr.addEventListener("abort", () => { finish(); progress.hidden = true; progressText.textContent = ""; });
