@@ -2,7 +2,7 @@
    the charts (class balance, image sizes, caption lengths) and the skipped-files report. */
 (function () {
   "use strict";
-  const { el, badge } = window.VL;
+  const { el, badge, bytes } = window.VL;
   const data = VL.json("dataset-data");
   const ACTIVE = ["pending", "ingesting"];
   const SKIPPED_SHOWN = 20;

@@ -529,8 +529,9 @@
     });
     xhr.upload.addEventListener("load", () => { setProgress(1, ""); setChecking(); });
     xhr.addEventListener("load", () => {
-      finish();
-      uploaded(xhr.status, xhr.response || {});
+      const [status, answer] = [xhr.status, xhr.response || {}];
+      finish();  // forgets xhr
+      uploaded(status, answer);
     });
     xhr.addEventListener("error", () => { finish(); refuse("The upload was interrupted. Check your connection and try again."); });
     xhr.addEventListener("abort", () => { finish(); progress.hidden = true; progressText.textContent = ""; });
