@@ -254,6 +254,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # QueueUnavailable and InferenceUnavailable, raised by any view, answer 503 {"detail"} (webapp/api_errors.py).
+    "EXCEPTION_HANDLER": "webapp.api_errors.exception_handler",
     # Every list answers a page: {"count", "next", "previous", "results"}, ?page= and ?page_size= (at most 200).
     "DEFAULT_PAGINATION_CLASS": "webapp.pagination.PageNumberPagination",
     # Throttles find the client through webapp.throttling.client_ip: X-Forwarded-For only from

@@ -89,7 +89,7 @@ class TrainConfig(FitConfig):
 
 # A fine-tuned backbone needs other defaults than a head on fixed features: large steps would wreck
 # the pretrained weights, and fine-tuning overfits a small dataset without flips. The API applies
-# them to what a launch leaves out (webapp.experiments.kinds), a TransferConfig to what it is not given.
+# them to what a launch leaves out (webapp.experiments.kinds.train), a TransferConfig to what it is not given.
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {"extract": {}, "finetune": {"learning_rate": 1e-5, "augment_flip": True}}
 
 

@@ -24,26 +24,24 @@
       show.disabled = true;
       show.setAttribute("aria-expanded", "true");
       if (!box.firstChild) box.replaceChildren(el("p", { class: "muted small" }, "A worker is building the model at " + shapeText + "…"));
-      let response, data = {};
+      let data = null, problem = null;
       try {
-        response = await fetch("/api/architectures/" + encodeURIComponent(name) + "/summary/?" + query,
-          { headers: { Accept: "application/json" }, credentials: "same-origin" });
-        data = await response.json().catch(() => ({}));
+        data = await VL.api("/api/architectures/" + encodeURIComponent(name) + "/summary/?" + query, {
+          fallback: code => (code ? "The worker could not build it (error " + code + ")." : "The server did not answer.") });
       } catch (err) {
-        response = null;
+        problem = err.message;
       }
       if (mine !== sequence) return;
       show.disabled = false;
       box.classList.remove("loading");
       hide.hidden = false;
       show.textContent = "Update layers";
-      if (response && response.ok) {
+      if (!problem) {
         box.replaceChildren(
           el("p", { class: "layers-caption" }, el("strong", {}, Number(data.total_params).toLocaleString() + " parameters"), " at " + shapeText),
           VL.summaryTable(data));
       } else {
-        const detail = data.detail || (response ? "The worker could not build it (error " + response.status + ")." : "The server did not answer.");
-        box.replaceChildren(el("div", { class: "alert alert-error", role: "alert" }, detail));
+        box.replaceChildren(el("div", { class: "alert alert-error", role: "alert" }, problem));
       }
     }
 
@@ -70,8 +68,8 @@
 
   /* "As in a dataset": the class counts of the user's ready classification datasets (the newest 200:
      a picker, not an inventory). */
-  fetch("/api/datasets/?page_size=200", { headers: { Accept: "application/json" }, credentials: "same-origin" })
-    .then(r => (r.ok ? r.json() : { results: [] }))
+  VL.api("/api/datasets/?page_size=200")
+    .catch(() => ({ results: [] }))
     .then(page => {
       const datasets = page.results || [];
       const ready = datasets.filter(d => d.status === "ready" && d.kind === "classification" && (d.classes || []).length >= 2);

@@ -19,7 +19,7 @@
   const Chart = VL.styleCharts();
 
   const isNum = x => typeof x === "number" && !Number.isNaN(x);
-  const pct = (x, digits) => (isNum(x) ? (x * 100).toFixed(digits === undefined ? 1 : digits) + "%" : "—");
+  const pct = VL.percent;
   const fixed = (x, digits) => (isNum(x) ? x.toFixed(digits) : "—");
   const plural = (n, word) => n.toLocaleString() + " " + word + (n === 1 ? "" : "s");
   const humanize = name => PARAM_NAMES[name] || (name.charAt(0).toUpperCase() + name.slice(1)).replace(/_/g, " ");
@@ -204,9 +204,7 @@
   async function reload(full) {
     const query = new URLSearchParams({ jobs: ids });
     if (full) query.set("full", "1");
-    const response = await fetch("/api/compare/?" + query, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    return response.json();
+    return VL.api("/api/compare/?" + query);
   }
 
   /* ---------------- image by image ---------------- */
@@ -368,6 +366,7 @@
     });
   });
   const errorBox = document.getElementById("compare-error");
+  const why = err => (err.status ? "HTTP " + err.status : "no answer");  // VL.api's Error: 0 when the server did not answer
   document.getElementById("full-series").addEventListener("change", async e => {
     state.full = e.target.checked;
     try {
@@ -376,7 +375,7 @@
       errorBox.hidden = true;
       drawCurves();
     } catch (err) {
-      errorBox.textContent = "The curves could not be loaded again (" + err.message + "); reload the page to try again.";
+      errorBox.textContent = "The curves could not be loaded again (" + why(err) + "); reload the page to try again.";
       errorBox.hidden = false;
       e.target.checked = !state.full;
       state.full = !state.full;
@@ -391,7 +390,7 @@
     const query = () => "/api/compare/?" + new URLSearchParams(Object.assign({ jobs: ids }, state.full ? { full: "1" } : {}));
     VL.poll(query(), data => { state.data = data; errorBox.hidden = true; draw(); }, {
       interval: 3000, hiddenInterval: 15000, until: data => !data.active,
-      onError: err => { errorBox.textContent = "Lost touch with the server (" + err.message + "); retrying."; errorBox.hidden = false; },
+      onError: err => { errorBox.textContent = "Lost touch with the server (" + why(err) + "); retrying."; errorBox.hidden = false; },
     });
   }
 })();

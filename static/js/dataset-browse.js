@@ -123,11 +123,7 @@
     grid.classList.add("loading");
     let page;
     try {
-      const response = await fetch("/api/datasets/" + data.id + "/items/?" + query(), {
-        headers: { Accept: "application/json" }, credentials: "same-origin", signal: mine.signal });
-      if (response.status === 401 || response.status === 403) { window.location.reload(); return null; }
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      page = await response.json();
+      page = await VL.api("/api/datasets/" + data.id + "/items/?" + query(), { signal: mine.signal, reloadWhenLoggedOut: true });
     } catch (err) {
       if (err.name === "AbortError") return null;
       problem.textContent = "The images could not be loaded. Check your connection, then choose the class again.";

@@ -10,18 +10,7 @@
   const ACCENT_FILL = "rgba(79, 70, 229, 0.82)";
   const ACCENT_HOVER = "#4338ca";
 
-  /* Absolute times in the reader's own time zone, like the job page. */
-  document.querySelectorAll("time[datetime]").forEach(node => {
-    const when = new Date(node.getAttribute("datetime"));
-    if (!isNaN(when)) node.textContent = when.toLocaleString();
-  });
-  document.querySelectorAll("[data-fraction]").forEach(node => {  // a run's test accuracy, as the jobs list shows it
-    node.textContent = (Number(node.dataset.fraction) * 100).toFixed(1) + "%";
-  });
-  document.querySelectorAll("[data-bytes]").forEach(node => {
-    const n = Number(node.dataset.bytes);
-    if (n) node.textContent = bytes(n);
-  });
+  VL.localize();  // times in the reader's time zone, the archive's size, each run's test accuracy as the jobs list shows it
 
   // Deleting asks first: the form's data-confirm (static/js/confirm.js).
 

@@ -26,8 +26,7 @@
   let running = false;   // sending chunks or creating the dataset
   let finished = null;   // a finished upload whose dataset could not be made yet (e.g. queue down)
 
-  const maxSize = $("max-size");
-  maxSize.textContent = bytes(Number(maxSize.dataset.bytes));
+  VL.localize();  // the largest upload, in KiB/MiB
 
   /* ---- the form's states ---- */
 
@@ -266,30 +265,14 @@
     tbody.replaceChildren(...datasets.map(row));
   }
 
-  /* Every dataset: the list comes in pages of up to 200 ({count, next, previous, results}); follow
-     `next` (on this origin) until the last. null when the session ended (the page reloads). */
-  async function allDatasets() {
-    const datasets = [];
-    let url = "/api/datasets/?page_size=200";
-    while (url) {
-      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      if (response.status === 401 || response.status === 403) { window.location.reload(); return null; }
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      const page = await response.json();
-      datasets.push(...page.results);
-      url = page.next ? (next => next.pathname + next.search)(new URL(page.next, window.location.href)) : null;
-    }
-    return datasets;
-  }
-
   /* Poll fast while something is being read, slowly otherwise, rarely in a hidden tab. */
   let timer = null;
   let busy = true;
   async function refresh() {
     clearTimeout(timer);
     try {
-      const datasets = await allDatasets();
-      if (!datasets) return;
+      // Every dataset, in pages of up to 200; a session that ended reloads the page.
+      const datasets = await VL.allPages("/api/datasets/?page_size=200", { reloadWhenLoggedOut: true });
       busy = datasets.some(d => ACTIVE.includes(d.status));
       render(datasets);
     } catch (err) { /* keep the last table; try again later */ }

@@ -109,25 +109,26 @@
     }
     const body = new FormData();
     body.append("image", photo, photo.name || "photo.png");
-    let response, data = {};
+    let data = null, status = 200;
     try {
-      response = await fetch(captionUrl, { method: "POST", body, credentials: "omit", headers: { Accept: "application/json" } });
-      data = await response.json().catch(() => ({}));
+      data = await VL.api(captionUrl, { method: "POST", body, credentials: "omit" });  // no session, no token
     } catch (err) {
-      if (mine === sequence) fail("We could not reach the server. Check your connection and try again.");
-      return;
+      [data, status] = [err.data, err.status];
     }
     if (mine !== sequence) return; // a newer photo was chosen meanwhile
-    if (response.ok && typeof data.caption === "string") {
-      show(data.caption.trim() || "(no words came to mind for this one)");
-      return;
-    }
-    if (response.status === 404) fail("This link no longer works: its owner has switched it off.");
-    else if (response.status === 429) fail(data.detail || "Too many photos in a minute. Please wait a moment and try again.");
-    else if (response.status === 413) fail(data.detail || "This photo is too large. Choose one under " + megabytes(maxBytes) + ".");
-    else if (response.status === 400 && data.detail) fail(data.detail);
-    else if (response.status === 503) fail("It is busy or resting right now. Please try again in a moment.");
-    else fail("Something went wrong on our side (error " + response.status + "). Please try again in a moment.");
+    if (status === 200 && data && typeof data.caption === "string") show(data.caption.trim() || "(no words came to mind for this one)");
+    else fail(refusal(status, (data && data.detail) || ""));
+  }
+
+  /* What a visitor reads when no caption came back: the app's own sentences are not for them. */
+  function refusal(status, detail) {
+    if (status === 0) return "We could not reach the server. Check your connection and try again.";
+    if (status === 404) return "This link no longer works: its owner has switched it off.";
+    if (status === 429) return detail || "Too many photos in a minute. Please wait a moment and try again.";
+    if (status === 413) return detail || "This photo is too large. Choose one under " + megabytes(maxBytes) + ".";
+    if (status === 400 && detail) return detail;
+    if (status === 503) return "It is busy or resting right now. Please try again in a moment.";
+    return "Something went wrong on our side (error " + status + "). Please try again in a moment.";
   }
 
   [$("demo-file"), $("demo-camera")].forEach(input => input.addEventListener("change", () => {

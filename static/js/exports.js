@@ -12,7 +12,7 @@
   const STATUS_WORDS = { out_of_tolerance: "Out of tolerance" };
 
   const known = x => x !== null && x !== undefined && !Number.isNaN(x);
-  const pct = x => known(x) ? (x * 100).toFixed(1) + "%" : "—";
+  const pct = VL.percent;
 
   /* The change in test accuracy, in percentage points: "+0.3", "−1.2", "±0.0". */
   function points(change) {
@@ -85,11 +85,6 @@
   const active = row => Boolean(row) && VL.ACTIVE.includes(row.status);
   const anyActive = () => Object.values(rows).some(active);
 
-  function csrfToken() {
-    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function figureCell(cell, figure) {
     cell.replaceChildren(...[figure.text, figure.note ? el("span", { class: "cell-sub" }, figure.note) : null].filter(Boolean));
     if (figure.title) cell.title = figure.title;
@@ -159,12 +154,7 @@
     timer = anyActive() ? setTimeout(refresh, document.hidden ? HIDDEN_EVERY : EVERY) : null;
   }
 
-  async function getJson(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (response.status === 401 || response.status === 403) { window.location.reload(); throw new Error("logged out"); }
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    return response.json();
-  }
+  const getJson = url => VL.api(url, { reloadWhenLoggedOut: true });
 
   async function refresh() {
     if (fetching) return;
@@ -196,27 +186,16 @@
     delete refusals[fmt];
     button.dataset.posting = "1";
     draw(fmt);
-    let response, data = {};
     try {
-      response = await fetch(listUrl, {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify({ format: fmt }),
-      });
-      data = await response.json().catch(() => ({}));
+      const job = await VL.api(listUrl, { method: "POST", json: { format: fmt },
+        fallback: code => (code ? "The server refused to start this export (error " + code + ")." : undefined) });
+      // The new job is the format's row from now on; its figures come with the list once it ran.
+      rows[fmt] = { format: fmt, status: job.status || "queued", job: job.id, progress: job.progress || 0,
+        message: job.message || "", error: "", download: null };
     } catch (err) {
-      refusals[fmt] = "The server did not answer. Check your connection and try again.";
+      refusals[fmt] = err.data && Array.isArray(err.data.format) ? VL.errorText(err.data.format) : err.message;
     }
     delete button.dataset.posting;
-    if (response && response.status === 201) {
-      // The new job is the format's row from now on; its figures come with the list once it ran.
-      rows[fmt] = { format: fmt, status: data.status || "queued", job: data.id, progress: data.progress || 0,
-        message: data.message || "", error: "", download: null };
-    } else if (response) {
-      refusals[fmt] = response.status === 401 || response.status === 403 ? "Your session has ended: reload the page and log in again."
-        : data.detail || (Array.isArray(data.format) ? data.format.join(" ") : "") ||
-          "The server refused to start this export (error " + response.status + ").";
-    }
     draw(fmt);
     schedule();
   }

@@ -297,16 +297,13 @@
     busy.replaceChildren(el("span", { class: "spinner", "aria-hidden": "true" }),
       values.dataset ? "Checking the model on sample photos and your dataset’s images…" : CHECKING);
     busy.hidden = false;
-    let response = null, answer = {};
+    let answer, failed = null;
     try {
-      response = await fetch("/api/backbones/" + b.id + "/", { method: "PATCH", credentials: "same-origin",
-        headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": VL.csrfToken() },
-        body: JSON.stringify(values) });
-      answer = await response.json().catch(() => ({}));
+      answer = await VL.api("/api/backbones/" + b.id + "/", { method: "PATCH", json: values, fallback: checkFailed });
     } catch (err) {
-      response = null;
+      failed = err;
     }
-    if (response && response.ok) {
+    if (!failed) {
       backbones = backbones.map(x => (x.id === answer.id ? answer : x));
       const [fresh, freshCheck] = rows(answer);
       main.replaceWith(fresh);
@@ -321,19 +318,20 @@
     panel.removeAttribute("aria-busy");
     busy.hidden = true;
     controls.forEach(control => { control.disabled = false; });
-    if (response && response.status === 400 && errors && !answer.detail) {
+    if (failed.status === 400 && errors && failed.data && !failed.data.detail) {
       panel.querySelector(".change-scaling").open = true;
-      errors.show(answer);
+      errors.show(failed.data);
       return;
     }
-    let message;
-    if (!response) message = "The server did not answer. Check your connection and try again.";
-    else if (response.status === 400) message = Object.values(answer).flat().join(" ") || "The check could not run.";
-    else if (response.status === 401 || response.status === 403) message = "Your session has ended: reload the page and log in again.";
-    else if (response.status === 404) message = "This backbone is gone: reload the page.";
-    else message = answer.detail || "The check could not run (error " + response.status + "). Try again in a moment.";
-    failure.textContent = message;
+    if (failed.status === 404) failure.textContent = "This backbone is gone: reload the page.";
+    else if (failed.status === 400) failure.textContent = VL.errorText(failed.data) || "The check could not run.";
+    else failure.textContent = failed.message;
     failure.hidden = false;
+  }
+
+  /* The sentence for a check the server answered without one (status 0: no answer, said by VL.api). */
+  function checkFailed(status) {
+    return status ? "The check could not run (error " + status + "). Try again in a moment." : undefined;
   }
 
   /* Keep every backbone <select> on the page in step with the list. */
@@ -363,17 +361,7 @@
 
   async function load() {
     try {
-      /* The list comes in pages of up to 200 ({count, next, previous, results}): read them all. */
-      const all = [];
-      let url = "/api/backbones/?page_size=200";
-      while (url) {
-        const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        const page = await response.json();
-        all.push(...page.results);
-        url = page.next ? (next => next.pathname + next.search)(new URL(page.next, window.location.href)) : null;
-      }
-      backbones = all;
+      backbones = await VL.allPages("/api/backbones/?page_size=200");
       listError.hidden = true;
       render(backbones);
     } catch (err) {
@@ -403,14 +391,13 @@
   async function remove(button, b) {
     button.disabled = true;
     button.textContent = "Deleting…";
-    let response;
+    let failed = null;
     try {
-      response = await fetch("/api/backbones/" + b.id + "/", { method: "DELETE", credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": VL.csrfToken() } });
+      await VL.api("/api/backbones/" + b.id + "/", { method: "DELETE" });
     } catch (err) {
-      response = null;
+      failed = err;
     }
-    if (response && (response.ok || response.status === 404)) {
+    if (!failed || failed.status === 404) {
       backbones = backbones.filter(x => x.id !== b.id);
       render(backbones);
       removeOption(b);
@@ -421,7 +408,7 @@
     delete button.dataset.armed;
     button.classList.remove("armed");
     button.textContent = "Delete";
-    listError.textContent = response ? "“" + b.name + "” could not be deleted (error " + response.status + ")." : "The server did not answer. Check your connection and try again.";
+    listError.textContent = failed.status ? "“" + b.name + "” could not be deleted (error " + failed.status + ")." : failed.message;
     listError.hidden = false;
   }
 
@@ -476,6 +463,32 @@
     failBox.hidden = false;
   }
 
+  /* The server's answer to an upload: the new backbone in the list and every menu, or why not. */
+  function uploaded(status, answer) {
+    if (status === 201) {
+      progress.hidden = true;
+      backbones = [answer, ...backbones.filter(b => b.id !== answer.id)];
+      render(backbones);
+      addOption(answer);
+      upload.reset();
+      applyUploadScaling();
+      $("b-name").placeholder = "the file's name";
+      const warning = answer.sanity && answer.sanity.status === "warning";
+      success.replaceChildren(el("strong", {}, "“" + answer.name + "” is ready: "),
+        shapeText(answer) + " per photo at " + answer.input_size + "×" + answer.input_size + " px, from ",
+        el("code", { class: "layer-name" }, answer.output || "the output"), ". Choose it as ", el("code", {}, answer.key), " in any backbone list. ",
+        warning ? el("a", { href: "#backbone-" + answer.id }, "Its check on the sample photos has a warning: read it above.")
+          : el("a", { href: "#backbone-" + answer.id }, "See its check on the sample photos."));
+      success.hidden = false;
+      return;
+    }
+    progress.hidden = true;
+    if (status === 400 && answer && typeof answer === "object" && !answer.detail) errors.show(answer);
+    else if (status === 413) errors.show({ file: [answer.detail || "This file is larger than the server accepts."] });
+    else refuse(VL.apiError(status, answer, code => (code === 503 ? "No worker can open the file right now. Try again in a moment."
+      : "The server could not take the file (error " + code + "). Try again in a moment.")).message);
+  }
+
   upload.addEventListener("submit", event => {
     event.preventDefault();
     if (xhr) return;
@@ -517,32 +530,9 @@
     });
     xhr.upload.addEventListener("load", () => { setProgress(1, ""); setChecking(); });
     xhr.addEventListener("load", () => {
-      const status = xhr.status;
-      const answer = xhr.response || {};
-      finish();
-      if (status === 201) {
-        progress.hidden = true;
-        backbones = [answer, ...backbones.filter(b => b.id !== answer.id)];
-        render(backbones);
-        addOption(answer);
-        upload.reset();
-        applyUploadScaling();
-        $("b-name").placeholder = "the file's name";
-        const warning = answer.sanity && answer.sanity.status === "warning";
-        success.replaceChildren(el("strong", {}, "“" + answer.name + "” is ready: "),
-          shapeText(answer) + " per photo at " + answer.input_size + "×" + answer.input_size + " px, from ",
-          el("code", { class: "layer-name" }, answer.output || "the output"), ". Choose it as ", el("code", {}, answer.key), " in any backbone list. ",
-          warning ? el("a", { href: "#backbone-" + answer.id }, "Its check on the sample photos has a warning: read it above.")
-            : el("a", { href: "#backbone-" + answer.id }, "See its check on the sample photos."));
-        success.hidden = false;
-        return;
-      }
-      progress.hidden = true;
-      if (status === 400 && answer && typeof answer === "object" && !answer.detail) errors.show(answer);
-      else if (status === 413) errors.show({ file: [answer.detail || "This file is larger than the server accepts."] });
-      else if (status === 401 || status === 403) refuse("Your session has ended: reload the page and log in again.");
-      else if (status === 503) refuse(answer.detail || "No worker can open the file right now. Try again in a moment.");
-      else refuse((answer && answer.detail) || "The server could not take the file (error " + status + "). Try again in a moment.");
+      const [status, answer] = [xhr.status, xhr.response || {}];
+      finish();  // forgets xhr
+      uploaded(status, answer);
     });
     xhr.addEventListener("error", () => { finish(); refuse("The upload was interrupted. Check your connection and try again."); });
     xhr.addEventListener("abort", () => { finish(); progress.hidden = true; progressText.textContent = ""; });

@@ -523,8 +523,8 @@
     }
     if (exporting.checkedDownload || VL.ACTIVE.includes(job.status) || !job.params.model) return;
     exporting.checkedDownload = true;
-    fetch("/api/models/" + job.params.model + "/exports/", { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(response => (response.ok ? response.json() : []))
+    VL.api("/api/models/" + job.params.model + "/exports/")
+      .catch(error => { if (error.status) return []; throw error; })  // refused: nothing to offer; no answer: ask again
       .then(rows => {
         const row = rows.find(r => r.format === job.params.format);
         const note = document.getElementById("export-download-note");

@@ -158,11 +158,6 @@
   const deleteDone = $("delete-done");
   const deleteProblem = $("delete-problem");
 
-  function csrfToken() {
-    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function deleteSentence(ids) {
     const boxes = ids.map(id => tbody.querySelector(`input.pick[value="${id}"]`)).filter(Boolean);
     const models = boxes.filter(box => box.dataset.model).length;
@@ -183,20 +178,16 @@
       text: deleteSentence(ids), action: ids.length === 1 ? "Delete run" : "Delete " + ids.length + " runs" });
     if (!ok) return;
     deletePicked.disabled = true;
-    let response, data = {};
+    let problem = null;
     try {
-      response = await fetch("/api/jobs/delete/", { method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify({ ids }) });
-      data = await response.json().catch(() => ({}));
+      await VL.api("/api/jobs/delete/", { method: "POST", json: { ids } });
     } catch (err) {
-      response = null;
+      problem = err.message;
     }
     deletePicked.disabled = false;
-    if (!response || !response.ok) {
+    if (problem) {
       deleteDone.hidden = true;
-      deleteProblem.textContent = response ? (data.detail || "The server refused (error " + response.status + ").")
-        : "The server did not answer. Check your connection and try again.";
+      deleteProblem.textContent = problem;
       deleteProblem.hidden = false;
       return;
     }
@@ -216,7 +207,7 @@
     return node;
   }
 
-  function percent(x) { return (x * 100).toFixed(1) + "%"; }
+  const percent = VL.percent;
   function fixed(x) { return Number(x).toFixed(3); }
   const METRICS = { val_accuracy: ["Validation accuracy", percent], val_loss: ["Validation loss", fixed] };
 
@@ -341,34 +332,31 @@
     if (changed) table.classList.add("loading");
     let active = false;
     try {
-      const response = await fetch("/api/jobs/?" + queryString(query, true), {
-        headers: { Accept: "application/json" }, credentials: "same-origin", signal: mine.signal });
-      if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
-      if (response.status === 404 && query.page !== "1") {  // past the last page (runs went away): the first
+      const page = await VL.api("/api/jobs/?" + queryString(query, true), { signal: mine.signal, reloadWhenLoggedOut: true });
+      if (mine !== controller) return;
+      problem.hidden = true;
+      active = page.results.some(job => VL.ACTIVE.includes(job.status));
+      const text = JSON.stringify(page);
+      if (text !== lastText || changed) render(page, query);
+      lastText = text;
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      if (err.status === 404 && query.page !== "1") {  // past the last page (runs went away): the first
         query.page = "1";
         window.history.replaceState(null, "", window.location.pathname + "?" + queryString(query, false));
         load(true);
         return;
       }
-      const text = await response.text();
       if (mine !== controller) return;
-      if (response.status === 400) {
-        problem.textContent = JSON.parse(text).detail || "These filters cannot be used.";
+      if (err.status === 400) {
+        problem.textContent = (err.data && err.data.detail) || "These filters cannot be used.";
         problem.hidden = false;
         countLine.textContent = "";
         tbody.replaceChildren(emptyRow(true));
         pager.hidden = true;
         lastText = null;
-      } else if (response.ok) {
-        problem.hidden = true;
-        const page = JSON.parse(text);
-        active = page.results.some(job => VL.ACTIVE.includes(job.status));
-        if (text !== lastText || changed) render(page, query);
-        lastText = text;
       }
-    } catch (err) {
-      if (err.name === "AbortError") return;
-      /* keep the last table; try again later */
+      /* otherwise keep the last table; try again later */
     }
     if (mine !== controller) return;
     table.classList.remove("loading");

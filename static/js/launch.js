@@ -1,25 +1,11 @@
-/* What the caption and features launch forms share with the train page's: the CSRF token, the
-   queue banner, and errors shown under their fields. The API answers 400 with
+/* What the caption and features launch forms share with the train page's: the queue banner, and
+   errors shown under their fields. The API answers 400 with
    {"dataset": [...], "architecture": [...], "params": {"field": [sentence]}}; each sentence goes
    under its field (a `.field[data-field]` holding a `[data-error-for]` slot) and into the list at
    the top of the form. window.VL.launcher(form, options) returns {submit}. */
 (function () {
   "use strict";
-  const { el } = window.VL;
-
-  function csrfToken(scope) {
-    const input = (scope || document).querySelector("input[name=csrfmiddlewaretoken]") ||
-      document.querySelector("input[name=csrfmiddlewaretoken]");
-    if (input) return input.value;
-    const cookie = document.cookie.split("; ").find(c => c.startsWith("csrftoken="));
-    return cookie ? decodeURIComponent(cookie.slice("csrftoken=".length)) : "";
-  }
-
-  function text(messages) {
-    if (Array.isArray(messages)) return messages.map(text).join(" ");
-    if (messages && typeof messages === "object") return Object.values(messages).map(text).join(" ");
-    return String(messages);
-  }
+  const { el, errorText: text } = window.VL;
 
   /* Per-field errors for any form built from .field[data-field] blocks. */
   function fieldErrors(form) {
@@ -109,6 +95,13 @@
     };
   }
 
+  /* The sentence for a launch the server answered without one (status 0: no answer, said by VL.api). */
+  function startFailed(status) {
+    if (status === 503) return "The job queue is not reachable, so the job was not started.";
+    if (status) return "The server could not start the job (error " + status + "). Try again in a moment.";
+    return undefined;
+  }
+
   /* A form that launches one job: collect() returns {body, missing}; 201 opens the job's page. */
   function launcher(form, options) {
     const button = options.button;
@@ -135,28 +128,17 @@
       submitting = true;
       update();
       button.textContent = "Starting…";
-      let response, data = {};
+      let job;
       try {
-        response = await fetch("/api/jobs/", {
-          method: "POST", credentials: "same-origin",
-          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken(form) },
-          body: JSON.stringify(body),
-        });
-        data = await response.json().catch(() => ({}));
+        job = await VL.api("/api/jobs/", { method: "POST", json: body, fallback: startFailed });
       } catch (err) {
-        errors.show({ detail: ["The server did not answer. Check your connection and try again."] });
+        if (err.status === 503) banner.fail(err.message);
+        else if (err.status === 400 && err.data) errors.show(err.data);
+        else errors.show({ detail: [err.message] });
         done();
         return;
       }
-      if (response.status === 201) {
-        window.location.assign("/jobs/" + data.id + "/");
-        return; // keep the button disabled while the job page loads
-      }
-      if (response.status === 503) banner.fail(data.detail || "The job queue is not reachable, so the job was not started.");
-      else if (response.status === 400) errors.show(data);
-      else if (response.status === 401 || response.status === 403) errors.show({ detail: [data.detail || "Your session has ended: reload the page and log in again."] });
-      else errors.show({ detail: [data.detail || "The server could not start the job (error " + response.status + "). Try again in a moment."] });
-      done();
+      window.location.assign("/jobs/" + job.id + "/");  // the button stays disabled while the job page loads
     }
 
     form.addEventListener("submit", submit);
@@ -189,5 +171,5 @@
     return { params, missing };
   }
 
-  Object.assign(window.VL, { csrfToken, declaredParams, errorText: text, fieldErrors, launcher, numberValue });
+  Object.assign(window.VL, { declaredParams, fieldErrors, launcher, numberValue });
 })();

@@ -5,17 +5,15 @@
 
   /* Poll `url` and hand each JSON answer to `onData`. Polls every `interval` ms while the tab
      is visible, every `hiddenInterval` ms when it is not, and stops when `until(data)` is true.
-     A failed request shows nothing alarming by itself: `onError` decides. */
+     A failed request shows nothing alarming by itself: `onError` decides (VL.api's Error); a session
+     that ended reloads the page. VL.api comes from api.js, loaded after this file. */
   function poll(url, onData, opts) {
     opts = Object.assign({ interval: 1000, hiddenInterval: 10000, until: null, onError: null }, opts);
     let timer = null;
     let stopped = false;
     async function tick() {
       try {
-        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-        if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        const data = await response.json();
+        const data = await VL.api(url, { reloadWhenLoggedOut: true });
         onData(data);
         if (opts.until && opts.until(data)) { stopped = true; return; }
       } catch (err) {
@@ -75,6 +73,26 @@
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
 
+  /* 0.8734 -> "87.3%" (`digits` after the point, 1 unless given); "—" for what is not a number. */
+  function percent(x, digits) {
+    return typeof x === "number" && Number.isFinite(x) ? (x * 100).toFixed(digits === undefined ? 1 : digits) + "%" : "—";
+  }
+
+  /* What the server drew, in the reader's own terms: <time datetime> in their time zone and locale,
+     [data-bytes] (unless 0) in KiB/MiB, [data-fraction] as a percentage. Pages call it on load. */
+  function localize(root) {
+    const scope = root || document;
+    scope.querySelectorAll("time[datetime]").forEach(node => {
+      const when = new Date(node.getAttribute("datetime"));
+      if (!isNaN(when)) node.textContent = when.toLocaleString();
+    });
+    scope.querySelectorAll("[data-bytes]").forEach(node => {
+      const n = Number(node.dataset.bytes);
+      if (n) node.textContent = bytes(n);
+    });
+    scope.querySelectorAll("[data-fraction]").forEach(node => { node.textContent = percent(Number(node.dataset.fraction)); });
+  }
+
   function ago(iso) {
     if (!iso) return "—";
     const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
@@ -128,5 +146,6 @@
       grid: { color: "#f2f4f7" }, border: { color: "#d0d5dd" } }, extra);
   }
 
-  window.VL = { poll, el, summaryTable, styleCharts, chartAxis, badge, progressBar, duration, bytes, ago, json, ACTIVE: ["queued", "running"] };
+  window.VL = { poll, el, summaryTable, styleCharts, chartAxis, badge, progressBar, duration, bytes, percent, localize, ago, json,
+    ACTIVE: ["queued", "running"] };
 })();

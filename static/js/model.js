@@ -15,18 +15,7 @@
   let sequence = 0;
   let previewUrl = null;
 
-  document.querySelectorAll("time[datetime]").forEach(node => {
-    const when = new Date(node.getAttribute("datetime"));
-    if (!isNaN(when)) node.textContent = when.toLocaleString();
-  });
-  document.querySelectorAll("[data-bytes]").forEach(node => { node.textContent = bytes(Number(node.dataset.bytes)); });
-  const accuracy = $("model-accuracy");
-  if (accuracy && accuracy.dataset.fraction) accuracy.textContent = (Number(accuracy.dataset.fraction) * 100).toFixed(1) + "%";
-
-  function csrfToken() {
-    const input = document.querySelector("#predict-form input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
+  VL.localize();  // its date, file size and test accuracy
 
   function status(message) {
     statusLine.hidden = !message;
@@ -93,34 +82,38 @@
 
     const body = new FormData();
     body.append("image", file, file.name || "image.png");
-    let response, data = {};
+    let data, problem = null;
     try {
-      response = await fetch("/api/models/" + modelId + (isCaption ? "/caption/" : "/predict/"), {
-        method: "POST", body, credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
-      });
-      data = await response.json().catch(() => ({}));
+      data = await VL.api("/api/models/" + modelId + (isCaption ? "/caption/" : "/predict/"),
+        { method: "POST", body, fallback: unread }) || {};
     } catch (err) {
-      if (mine === sequence) fail("The server did not answer. Check your connection and try again.");
-      return;
+      problem = err.message;
     }
     if (mine !== sequence) return; // a newer photo was chosen meanwhile
     if (list) list.classList.remove("stale");
     drop.classList.remove("busy");
-    if (isCaption && response.ok && typeof data.caption === "string") {
+    if (problem) {
+      fail(problem);
+      return;
+    }
+    if (isCaption && typeof data.caption === "string") {
       status("");
       showCaption(data.caption, started);
       return;
     }
-    if (response.ok && Array.isArray(data.predictions)) {
+    if (Array.isArray(data.predictions)) {
       status("");
       showPredictions(data.predictions);
       return;
     }
-    if (response.status === 413) fail(data.detail || "This photo is too large for the server.");
-    else if (response.status === 503) fail(data.detail || "No inference worker is answering right now. Try again in a moment.");
-    else if (response.status === 401 || response.status === 403) fail("Your session has ended: reload the page and log in again.");
-    else fail(data.detail || "The model could not read this photo (error " + response.status + ").");
+    fail(unread(200));
+  }
+
+  /* Why a photo got no answer, when the server's answer does not say (status 0: no answer, said by VL.api). */
+  function unread(code) {
+    if (code === 413) return "This photo is too large for the server.";
+    if (code === 503) return "No inference worker is answering right now. Try again in a moment.";
+    return code ? "The model could not read this photo (error " + code + ")." : undefined;
   }
 
   [$("predict-file"), $("predict-camera")].forEach(input => input.addEventListener("change", () => {
@@ -191,18 +184,11 @@
   }
 
   async function shareCall(method) {
-    let response, data = {};
     try {
-      response = await fetch("/api/models/" + modelId + "/share/", {
-        method, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
-      });
-      data = await response.json().catch(() => ({}));
+      return { data: await VL.api("/api/models/" + modelId + "/share/", { method }) };
     } catch (err) {
-      return { error: "The server did not answer. Check your connection and try again." };
+      return { error: err.message };
     }
-    if (response.status === 401 || response.status === 403) return { error: "Your session has ended: reload the page and log in again." };
-    if (!response.ok) return { error: data.detail || "The server refused (error " + response.status + ")." };
-    return { data };
   }
 
   shareButton.addEventListener("click", async () => {

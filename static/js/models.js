@@ -17,11 +17,6 @@
       el("span", { class: "made-time small muted" }, when.toLocaleTimeString(undefined, { timeStyle: "short" })));
   });
 
-  function csrfToken() {
-    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function say(message) {
     problem.hidden = true;
     statusLine.textContent = message;
@@ -34,20 +29,13 @@
   }
 
   /* One API call; {data} or {error: a sentence}. */
-  async function call(method, url, body) {
-    const headers = { Accept: "application/json", "X-CSRFToken": csrfToken() };
-    if (body) headers["Content-Type"] = "application/json";
-    let response;
+  async function call(method, url, json) {
     try {
-      response = await fetch(url, { method, credentials: "same-origin", headers, body: body ? JSON.stringify(body) : undefined });
+      return { data: await VL.api(url, { method, json }) || {} };
     } catch (err) {
-      return { error: "The server did not answer. Check your connection and try again." };
+      if (err.status === 404) return { error: "This model no longer exists; reload the page.", gone: true };
+      return { error: err.message };
     }
-    const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
-    if (response.status === 401 || response.status === 403) return { error: "Your session has ended: reload the page and log in again." };
-    if (response.status === 404) return { error: "This model no longer exists; reload the page.", gone: true };
-    if (!response.ok) return { error: data.detail || "The server refused (error " + response.status + ")." };
-    return { data };
   }
 
   const DEMO_STOPS = "Its public demo link stops working at once.";  // webapp/experiments/deletion.py

@@ -9,29 +9,16 @@
   const status = document.getElementById("record-status");
   const error = document.getElementById("record-error");
 
-  async function send(path, method, body) {
+  async function send(path, method, json) {
     error.hidden = true;
-    let response;
     try {
-      response = await fetch(path, {
-        method, credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": window.VL.csrfToken(form) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      return await VL.api(path, { method, json, fallback: code => (code ? "Something went wrong; please try again." : undefined) });
     } catch (err) {
-      error.textContent = "The server did not answer. Check your connection and try again.";
+      error.textContent = VL.errorText(err.data) || err.message;  // the fields' sentences, without their names
       error.hidden = false;
       status.textContent = "";
       return null;
     }
-    const data = await response.json().catch(() => null);
-    if (!response.ok) {
-      error.textContent = (data && VL.errorText(data)) || "Something went wrong; please try again.";
-      error.hidden = false;
-      status.textContent = "";
-      return null;
-    }
-    return data;
   }
 
   form.addEventListener("submit", async event => {

@@ -18,7 +18,7 @@
   /* How a score reads: accuracies in percent, losses and BLEU as decimals. */
   function formatValue(metric, x, digits) {
     if (!isNum(x)) return "—";
-    if (isAccuracy(metric)) return (x * 100).toFixed(digits === undefined ? 2 : digits) + "%";
+    if (isAccuracy(metric)) return VL.percent(x, digits === undefined ? 2 : digits);
     return x.toFixed(digits === undefined ? 4 : digits);
   }
 

@@ -138,21 +138,11 @@
   }
 
   async function post(path, body) {
-    let response, data = {};
     try {
-      response = await fetch(url + path + "/", {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": VL.csrfToken() },
-        body: JSON.stringify(body || {}),
-      });
-      data = await response.json().catch(() => ({}));
+      return { ok: true, data: await VL.api(url + path + "/", { method: "POST", json: body || {} }) || {} };
     } catch (err) {
-      return { ok: false, sentence: "The server did not answer. Check your connection and try again." };
+      return { ok: false, sentence: err.message };
     }
-    if (response.ok) return { ok: true, status: response.status, data };
-    const sentence = data.detail ? VL.errorText(data.detail)
-      : Object.entries(data).map(([k, v]) => (k === "non_field_errors" ? "" : k.replace(/_/g, " ") + ": ") + VL.errorText(v)).join(" ");
-    return { ok: false, sentence: sentence || "The server refused (error " + response.status + ")." };
   }
 
   function busy(form, on) { form.querySelectorAll("button, input").forEach(n => { n.disabled = on; }); }
@@ -283,10 +273,7 @@
   async function tick() {
     clearTimeout(state.timer);
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      const s = await response.json();
+      const s = await VL.api(url, { reloadWhenLoggedOut: true });
       render(s);
       if (!live(s)) return;  // ended: nothing more will change by itself
     } catch (err) {

@@ -36,26 +36,24 @@
     clearTimeout(list.timer);
     let running = false;
     try {
-      const response = await fetch("/api/sweeps/?page_size=" + PAGE_SIZE + "&page=" + list.page,
-        { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      if (response.status === 404 && list.page > 1) { list.page = 1; return loadList(); }
-      if (response.ok) {
-        const text = await response.text();
-        const page = JSON.parse(text);
-        running = page.results.some(s => s.status === "running");
-        if (text !== list.text) {
-          list.text = text;
-          $("sweeps-count").textContent = page.count ? page.count.toLocaleString() + (page.count === 1 ? " sweep" : " sweeps") : "";
-          $("sweeps-table").querySelector("tbody").replaceChildren(...(page.results.length ? page.results.map(sweepRow)
-            : [el("tr", { class: "empty" }, el("td", { colspan: 6 }, "No sweeps yet. Set one up below: the defaults search the learning rate."))]));
-          $("sweeps-pager").hidden = !page.next && !page.previous;
-          $("sweeps-prev").disabled = !page.previous;
-          $("sweeps-next").disabled = !page.next;
-          const first = (list.page - 1) * PAGE_SIZE + 1;
-          $("sweeps-where").textContent = page.count ? first + "–" + (first + page.results.length - 1) + " of " + page.count : "";
-        }
+      const page = await VL.api("/api/sweeps/?page_size=" + PAGE_SIZE + "&page=" + list.page);
+      const text = JSON.stringify(page);
+      running = page.results.some(s => s.status === "running");
+      if (text !== list.text) {
+        list.text = text;
+        $("sweeps-count").textContent = page.count ? page.count.toLocaleString() + (page.count === 1 ? " sweep" : " sweeps") : "";
+        $("sweeps-table").querySelector("tbody").replaceChildren(...(page.results.length ? page.results.map(sweepRow)
+          : [el("tr", { class: "empty" }, el("td", { colspan: 6 }, "No sweeps yet. Set one up below: the defaults search the learning rate."))]));
+        $("sweeps-pager").hidden = !page.next && !page.previous;
+        $("sweeps-prev").disabled = !page.previous;
+        $("sweeps-next").disabled = !page.next;
+        const first = (list.page - 1) * PAGE_SIZE + 1;
+        $("sweeps-where").textContent = page.count ? first + "–" + (first + page.results.length - 1) + " of " + page.count : "";
       }
-    } catch (err) { /* keep the last list; try again later */ }
+    } catch (err) {
+      if (err.status === 404 && list.page > 1) { list.page = 1; return loadList(); }
+      /* keep the last list; try again later */
+    }
     list.timer = setTimeout(loadList, document.hidden ? 30000 : running ? 3000 : 15000);
   }
   $("sweeps-prev").addEventListener("click", () => { list.page = Math.max(1, list.page - 1); loadList(); });
@@ -294,30 +292,29 @@
     estimate.answer = null;
     say("busy", "Estimating…");
     estimate.controller = new AbortController();
-    let response, data;
+    let data, failed = null;
     try {
-      response = await fetch("/api/sweeps/?dry_run=1", {
-        method: "POST", credentials: "same-origin", signal: estimate.controller.signal,
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": VL.csrfToken(form) },
-        body: JSON.stringify(body),
-      });
-      data = await response.json().catch(() => ({}));
+      data = await VL.api("/api/sweeps/?dry_run=1", { method: "POST", json: body, signal: estimate.controller.signal,
+        fallback: code => (code ? "No estimate right now (error " + code + ")." : "No estimate: the server did not answer.") });
     } catch (err) {
-      if (estimate.asked === asked) estimate.asked = null;
-      if (err.name !== "AbortError" && seq === estimate.seq) say("problem", "No estimate: the server did not answer.");
-      return;
+      if (err.name === "AbortError" || !err.status) {
+        if (estimate.asked === asked) estimate.asked = null;
+        if (err.name !== "AbortError" && seq === estimate.seq) say("problem", err.message);
+        return;
+      }
+      failed = err;
     }
     if (seq !== estimate.seq) return;  // a later edit asked again
-    if (response.ok && data.estimate) {  // "unknown": no earlier run and no probe to go by
+    if (!failed && data && data.estimate) {  // "unknown": no earlier run and no probe to go by
       estimate.answer = () => say(data.estimate.seconds === null ? "unknown" : "ok", data.estimate.text || "No estimate yet.");
-    } else if (response.status === 400) {
+    } else if (failed && failed.status === 400) {
       estimate.answer = () => {
-        const homeless = showErrors(data, false);
+        const homeless = showErrors(failed.data, false);
         say("problem", homeless.length ? homeless.join(" ") : "Fix the marked settings to see how long it takes.");
       };
     } else {
       estimate.asked = null;  // ask again next time
-      say("problem", data.detail || "No estimate right now (error " + response.status + ").");
+      say("problem", failed ? failed.message : "No estimate right now (error 200).");
       return;
     }
     estimate.answer();
@@ -346,30 +343,21 @@
     submitting = true;
     updateStart();
     start.textContent = "Starting…";
-    let response, data = {};
+    let sweep;
     try {
-      response = await fetch("/api/sweeps/", {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": VL.csrfToken(form) },
-        body: JSON.stringify(body),
-      });
-      data = await response.json().catch(() => ({}));
+      sweep = await VL.api("/api/sweeps/", { method: "POST", json: body,
+        fallback: code => (code ? "The server could not start the sweep (error " + code + "). Try again in a moment." : undefined) });
     } catch (err) {
-      showErrors({ detail: ["The server did not answer. Check your connection and try again."] }, true);
+      if (err.status === 400 && err.data) {
+        showErrors(err.data, true);
+        say("problem", "Fix the marked settings to see how long it takes.");
+        estimate.asked = null;
+      } else {
+        showErrors({ detail: [err.message] }, true);
+      }
       return done();
     }
-    if (response.status === 201) {
-      window.location.assign("/sweeps/" + data.id + "/");
-      return;  // the button stays disabled while the sweep's page loads
-    }
-    if (response.status === 400) {
-      showErrors(data, true);
-      say("problem", "Fix the marked settings to see how long it takes.");
-      estimate.asked = null;
-    }
-    else if (response.status === 401 || response.status === 403) showErrors({ detail: [data.detail || "Your session has ended: reload the page and log in again."] }, true);
-    else showErrors({ detail: [data.detail || "The server could not start the sweep (error " + response.status + "). Try again in a moment."] }, true);
-    done();
+    window.location.assign("/sweeps/" + sweep.id + "/");  // the button stays disabled while the sweep's page loads
   }
 
   function done() {

@@ -17,24 +17,8 @@
   const MAX_TRIES = 10;
   const RETRY_DELAYS = [1, 2, 4, 8]; // seconds; the last one repeats
 
-  /* An error with a sentence a person can read; `status` is the HTTP status (0: no answer). */
-  class UploadError extends Error {
-    constructor(message, status, data) {
-      super(message);
-      this.status = status || 0;
-      this.data = data || {};
-    }
-  }
-
   class Cancelled extends Error {
     constructor() { super("The upload was cancelled."); }
-  }
-
-  function csrfToken() {
-    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    if (input) return input.value;
-    const cookie = document.cookie.split("; ").find(c => c.startsWith("csrftoken="));
-    return cookie ? decodeURIComponent(cookie.slice("csrftoken=".length)) : "";
   }
 
   function storeKey(file) {
@@ -57,44 +41,23 @@
     } catch (err) { /* private mode: the upload still works, it just cannot resume */ }
   }
 
-  /* The sentence to show for a failed API answer: DRF's `detail`, or the first field error. */
-  function describe(data, status) {
-    if (data && typeof data.detail === "string") return data.detail;
-    if (data && typeof data === "object") {
-      for (const [field, messages] of Object.entries(data)) {
-        const text = Array.isArray(messages) ? messages.join(" ") : String(messages);
-        return field === "non_field_errors" ? text : field + ": " + text;
-      }
-    }
+  /* The sentence for an upload call the server answered without one (status 0: no answer). */
+  function unanswered(status) {
+    if (status === 0) return "The server could not be reached.";
     if (status === 413) return "The file is larger than this server accepts.";
     if (status >= 500) return "The server could not take the request (error " + status + "). Try again in a moment.";
     return "The request was refused (error " + status + ").";
   }
 
-  /* fetch + JSON for the small calls; a network failure becomes UploadError with status 0. */
-  async function api(method, url, body) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
-    try {
-      response = await fetch(url, { method, headers, credentials: "same-origin",
-        body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (err) {
-      throw new UploadError("The server could not be reached.", 0);
-    }
-    let data = null;
-    try { data = response.status === 204 ? null : await response.json(); } catch (err) { data = null; }
-    if (!response.ok) throw new UploadError(describe(data, response.status), response.status, data);
-    return data;
+  /* VL.api with the upload's sentences; errors carry .status (0: no answer) and .data. */
+  function api(method, url, json) {
+    return VL.api(url, { method, json, fallback: unanswered });
   }
-
-  const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
   /* One file's upload. Callbacks (all optional):
        onProgress({sent, total, fraction, speed (bytes/s, smoothed) or null, eta (s) or null})
        onStatus(sentence or "")   "Resuming from 43%", "Connection lost — retrying…", "Paused"
-     start() resolves with the finished upload's JSON, or rejects with UploadError (Cancelled
+     start() resolves with the finished upload's JSON, or rejects with VL.api's Error (Cancelled
      after cancel()). */
   class ChunkedUpload {
     constructor(file, callbacks) {
@@ -185,7 +148,7 @@
           if (!transient(err)) throw err;
           tries += 1;
           if (tries > MAX_TRIES) {
-            throw new UploadError("The connection to the server keeps failing. Choose the file again later: the upload resumes where it stopped.", err.status);
+            throw VL.apiError(err.status, null, "The connection to the server keeps failing. Choose the file again later: the upload resumes where it stopped.");
           }
           const delay = RETRY_DELAYS[Math.min(tries - 1, RETRY_DELAYS.length - 1)];
           this.on.onStatus("Connection lost — retrying… (attempt " + tries + " of " + MAX_TRIES + ", in " + delay + " s)");
@@ -210,7 +173,7 @@
         xhr.open("PUT", "/api/uploads/" + encodeURIComponent(this.id) + "/");
         xhr.setRequestHeader("Content-Type", "application/octet-stream");
         xhr.setRequestHeader("Content-Range", "bytes " + start + "-" + (end - 1) + "/" + this.file.size);
-        xhr.setRequestHeader("X-CSRFToken", csrfToken());
+        xhr.setRequestHeader("X-CSRFToken", VL.csrfToken());
         xhr.setRequestHeader("Accept", "application/json");
         xhr.responseType = "text";
         xhr.upload.onprogress = event => this._report(start + Math.min(event.loaded, end - start));
@@ -219,13 +182,13 @@
           let data = null;
           try { data = JSON.parse(xhr.responseText); } catch (err) { data = null; }
           if (xhr.status >= 200 && xhr.status < 300 && data) resolve(data);
-          else reject(new UploadError(describe(data, xhr.status), xhr.status, data));
+          else reject(VL.apiError(xhr.status, data, unanswered));
         };
-        xhr.onerror = () => { this.xhr = null; reject(new UploadError("The connection was lost.", 0)); };
+        xhr.onerror = () => { this.xhr = null; reject(VL.apiError(0, null, "The connection was lost.")); };
         xhr.ontimeout = xhr.onerror;
         xhr.onabort = () => {
           this.xhr = null;
-          const err = new UploadError("The chunk was interrupted.", 0);
+          const err = VL.apiError(0, null, "The chunk was interrupted.");
           err.aborted = true;
           reject(err);
         };
@@ -303,5 +266,5 @@
     return err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504 || err.status === 408;
   }
 
-  window.VLUpload = { ChunkedUpload, UploadError, Cancelled, api, csrfToken, describe, sleep };
+  window.VLUpload = { ChunkedUpload, Cancelled, api };
 })();

@@ -26,9 +26,7 @@ from webapp.datasets.serializers import (
     RereadSerializer,
     UploadSerializer,
 )
-from webapp.experiments.api import QueueUnavailableError
 from webapp.jobs import live
-from webapp.jobs.launch import QueueUnavailable
 from webapp.jobs.models import Job
 
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -89,8 +87,6 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
                                                      data["kind"])
         except services.UploadRejected as exc:
             return rejected(exc)
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, dataset):
@@ -113,8 +109,6 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             return Response(self.get_serializer(existing).data, status=status.HTTP_200_OK)
         try:
             dataset = services.dataset_from_source(request.user, source.source, source.title, source.kind)
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         except services.UploadRejected as exc:
             return rejected(exc)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
@@ -132,8 +126,6 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             dataset = services.read_again(dataset, incoming.validated_data["kind"])
         except services.UploadRejected as exc:
             return rejected(exc)
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         return Response(self.get_serializer(dataset).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=[

@@ -8,7 +8,7 @@ from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from webapp.api_schema import DetailSerializer
@@ -25,7 +25,6 @@ from webapp.experiments.serializers import (
 )
 from webapp.jobs import live, registry
 from webapp.jobs.launch import (
-    QueueUnavailable,
     ResumeRefused,
     cancel_job,
     launch_job,
@@ -47,11 +46,6 @@ class JobCreatedSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "warnings"]
         read_only_fields = fields
-
-
-class QueueUnavailableError(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "queue_unavailable"
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -93,8 +87,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         try:
             job = launch_job(request.user, data["kind"], data["params"], data.get("queue"),
                              dataset=data.get("dataset_obj"))
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         except LaunchRefused as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         # A valid launch that will likely disappoint (grayscale for classes that differ by colour) starts
@@ -113,8 +105,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             resumed = resume_job(job.id)
         except ResumeRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         except LaunchRefused as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         if not resumed:
@@ -162,8 +152,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         try:
             again = launch_job(request.user, job.kind, data["params"], job.queue, dataset=data.get("dataset_obj"),
                                project=job.project, tags=list(job.tags.all()), rerun_of=job)
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         except LaunchRefused as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         return Response(JobSerializer(again, context={"request": request}).data, status=status.HTTP_201_CREATED)

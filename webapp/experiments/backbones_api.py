@@ -24,8 +24,8 @@ from jobs.ml import formats, signatures  # names, suffixes and signatures: no Te
 from jobs.ml import scaling as scalings  # a plain catalogue: importing it loads no TensorFlow
 from webapp.datasets.models import Dataset
 from webapp.experiments.models import Backbone
-from webapp.experiments.models_api import ask_or_503
 from webapp.jobs import limits
+from webapp.jobs.inference import ask
 from webapp.jobs.public import relative_paths
 
 SCALING_CHOICES = [("auto", "Decided by the file (quantized input, TFLite metadata), raw 0..255 otherwise"),
@@ -159,7 +159,7 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             if data.get("labels"):
                 backbone.labels_path.write_text("\n".join(data["labels"]) + "\n", encoding="utf-8")
             chosen = data["scaling"]
-            answer = ask_or_503("inference.inspect_backbone", str(backbone.file_path), backbone.output or None,
+            answer = ask("inference.inspect_backbone", str(backbone.file_path), backbone.output or None,
                                 data.get("input_size"), backbone.key, chosen.to_dict() if chosen else None,
                                 _labels_arg(backbone), _photos(data.get("dataset")), _limits(), timeout=_sandbox_wait())
         except BaseException:
@@ -197,7 +197,7 @@ class BackboneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
                 record["scaling"], source = chosen.to_dict(), "chosen by its owner"
             else:  # "auto": what the file says, found again by the worker
                 record["scaling"], source = None, ""
-            answer = ask_or_503(*_check_call(backbone, record, dataset), timeout=_sandbox_wait())
+            answer = ask(*_check_call(backbone, record, dataset), timeout=_sandbox_wait())
             if "error" in answer:
                 return Response({"input_scaling": [_as_uploaded(answer["error"], backbone, backbone.filename)]},
                                 status=status.HTTP_400_BAD_REQUEST)

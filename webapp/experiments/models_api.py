@@ -9,7 +9,6 @@ from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,29 +16,15 @@ from rest_framework.views import APIView
 from jobs.ml.catalog import ARCHITECTURES
 from webapp.api_schema import DetailSerializer
 from webapp.experiments import deletion, exports_api
-from webapp.experiments.api import QueueUnavailableError, first_error
+from webapp.experiments.api import first_error
 from webapp.experiments.kinds.export_model import EXPORT_FORMATS
 from webapp.experiments.models import TrainedModel
 from webapp.experiments.serializers import JobSerializer
 from webapp.jobs import registry
-from webapp.jobs.inference import InferenceUnavailable, ask
-from webapp.jobs.launch import QueueUnavailable, launch_job
+from webapp.jobs.inference import ask
+from webapp.jobs.launch import launch_job
 from webapp.jobs.limits import LaunchRefused
 from webapp.jobs.models import Job
-
-
-class InferenceUnavailableError(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "inference_unavailable"
-
-
-def ask_or_503(task: str, *args, timeout: float | None = None):
-    try:
-        return ask(task, *args, timeout=timeout)
-    except QueueUnavailable as exc:
-        raise QueueUnavailableError(str(exc)) from exc
-    except InferenceUnavailable as exc:
-        raise InferenceUnavailableError(str(exc)) from exc
 
 
 class TrainedModelSerializer(serializers.ModelSerializer):
@@ -189,7 +174,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
                              f"{settings.PREDICT_MAX_BYTES // 2**20} MiB."}, status=413)
         if model.task != TrainedModel.Task.CLASSIFY:
             return Response({"detail": "This is a caption model: ask it for a caption instead."}, status=400)
-        answer = ask_or_503("inference.predict", model.id, base64.b64encode(upload.read()).decode())
+        answer = ask("inference.predict", model.id, base64.b64encode(upload.read()).decode())
         if "error" in answer:
             return Response({"detail": answer["error"]}, status=400)
         return Response(answer)
@@ -219,8 +204,6 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return Response({"detail": first_error(checked.errors)}, status=status.HTTP_400_BAD_REQUEST)
         try:
             job = launch_job(request.user, Job.Kind.EXPORT_MODEL, dict(checked.validated_data))
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         except LaunchRefused as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
@@ -245,7 +228,7 @@ def caption_response(model: TrainedModel, upload, max_bytes: int) -> Response:
     if upload.size > max_bytes:
         return Response({"detail": f"This photo is too large; send one under {max_bytes // 2**20} MiB."},
                         status=413)
-    answer = ask_or_503("inference.caption", model.id, base64.b64encode(upload.read()).decode())
+    answer = ask("inference.caption", model.id, base64.b64encode(upload.read()).decode())
     if "error" in answer:
         return Response({"detail": answer["error"]}, status=400)
     return Response({"caption": answer["caption"]})
@@ -293,7 +276,7 @@ class ArchitectureSummaryView(APIView):
         if not (1 <= size <= 256 and 2 <= classes <= 10_000):
             return Response({"detail": "For a summary, image_size must be 1..256 and classes 2..10000."},
                             status=400)
-        answer = ask_or_503("inference.describe_architecture", name, [size, size, channels], classes)
+        answer = ask("inference.describe_architecture", name, [size, size, channels], classes)
         if "error" in answer:
             return Response({"detail": answer["error"]}, status=400)
         return Response(answer)

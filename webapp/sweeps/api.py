@@ -16,7 +16,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from webapp.api_schema import DetailSerializer
-from webapp.experiments.api import QueueUnavailableError
 from webapp.jobs.launch import QueueUnavailable
 from webapp.jobs.limits import LaunchRefused
 from webapp.jobs.models import Job
@@ -96,7 +95,7 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response({"estimate": figures, "trials": figures["trials"], "queue": data["queue"]})
         problem = redis_problem()
         if problem:
-            raise QueueUnavailableError(str(QueueUnavailable(problem)))
+            raise QueueUnavailable(problem)
         try:
             from webapp.jobs.limits import check_active_jobs
 
@@ -134,7 +133,7 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         incoming.is_valid(raise_exception=True)
         problem = redis_problem()
         if problem:
-            raise QueueUnavailableError(str(QueueUnavailable(problem)))
+            raise QueueUnavailable(problem)
         engine.extend(sweep, incoming.validated_data["trials"])
         sweep.refresh_from_db()
         return Response(self._read(sweep), status=status.HTTP_202_ACCEPTED)
@@ -149,8 +148,6 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = incoming.validated_data
         try:
             jobs = engine.promote(sweep, data["top"], data.get("epochs"), data["finetune"])
-        except QueueUnavailable as exc:
-            raise QueueUnavailableError(str(exc)) from exc
         except LaunchRefused as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         except ValueError as exc:
