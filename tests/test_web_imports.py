@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ("tensorflow", "keras", "sklearn")
 # What importing the web's modules may load from jobs.ml: catalogues with no heavy code behind them.
 LIGHT_ML_MODULES = {"jobs.ml", "jobs.ml.artifacts", "jobs.ml.catalog", "jobs.ml.config", "jobs.ml.export_formats",
-                    "jobs.ml.formats", "jobs.ml.predictions", "jobs.ml.scaling", "jobs.ml.signatures"}
+                    "jobs.ml.formats", "jobs.ml.predictions", "jobs.ml.progress", "jobs.ml.scaling",
+                    "jobs.ml.signatures"}
 
 PROBE = r"""
 import ast, importlib, json, os, pathlib, pkgutil, sys

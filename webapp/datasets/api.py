@@ -26,6 +26,7 @@ from webapp.datasets.serializers import (
     RereadSerializer,
     UploadSerializer,
 )
+from webapp.datasets.sources import SOURCES
 from webapp.jobs import live
 from webapp.jobs.models import Job
 
@@ -97,8 +98,6 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     def reference(self, request):
         """Import a built-in dataset (offline) or a reference dataset (downloaded by Keras). One you already
         have (ready or being read) is answered with 200 and that dataset, not made a second time."""
-        from webapp.datasets.sources import SOURCES
-
         incoming = ReferenceSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         source = SOURCES.get(incoming.validated_data["name"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from django.db.models import Count
 
+from webapp.datasets.models import Dataset
+
 # jobs.ml.datasets.splits.images_needed() for the split ingestion makes (80/10/10): one image for
 # each of train, validation and test. The web process does not import the ML core; a test keeps
 # the two equal.
@@ -21,8 +23,6 @@ LOOKS_LIKE_CLASSIFICATION = "looks_like_classification"
 
 def small_classes(dataset) -> list[dict]:
     """[{"name", "count"}] of the classes with no validation or no test image, smallest first."""
-    from webapp.datasets.models import Dataset
-
     if dataset.kind != Dataset.Kind.CLASSIFICATION:
         return []
     counts: dict[str, dict[str, int]] = {}

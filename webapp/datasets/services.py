@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from webapp.datasets.checks import LOOKS_LIKE_CLASSIFICATION
 from webapp.datasets.content import content_key
 from webapp.datasets.models import Dataset, Upload, uploads_root
 from webapp.jobs import limits
@@ -180,8 +181,6 @@ def read_again(dataset: Dataset, kind: str) -> Dataset:
     Only an archive ingestion kept for this (the "looks_like_classification" warning) can be read
     again; anything else was removed when the dataset failed and must be uploaded again.
     """
-    from webapp.datasets.checks import LOOKS_LIKE_CLASSIFICATION
-
     if dataset.status != Dataset.Status.FAILED or not dataset.warning(LOOKS_LIKE_CLASSIFICATION) \
             or not dataset.archive_path.is_file():
         raise UploadRejected("Only a dataset whose archive was kept after it failed can be read again; "

@@ -21,6 +21,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from webapp.demos.models import RevokedLink, ShareLink
+from webapp.experiments.models_api import caption_response
 from webapp.throttling import DemoThrottle, Paused
 
 SWITCHED_OFF = "This demo has been switched off by its owner."
@@ -68,7 +69,7 @@ def demo_example(request, token: str, n: int):
     it. Anyone with the link sees this, so it gets a fresh JPEG at most EXAMPLE_SIDE pixels a side,
     upright, without metadata and without a file name.
     """
-    from jobs.ml.datasets.images import make_thumbnail
+    from jobs.ml.datasets.images import make_thumbnail  # NumPy with Pillow: loaded when an example is first served
 
     link = _link(token)
     dataset = link.model.dataset
@@ -104,7 +105,5 @@ class DemoCaptionView(APIView):
         raise Paused(wait, "Too many photos in a minute. Please wait a moment and try again.")
 
     def post(self, request, token: str):
-        from webapp.experiments.models_api import caption_response
-
         link = _link(token)
         return caption_response(link.model, request.FILES.get("image"), settings.DEMO_MAX_BYTES)

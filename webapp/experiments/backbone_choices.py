@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from jobs.ml import formats  # names and flags only: no TensorFlow
 from jobs.ml.catalog import BUILTIN_BACKBONES, imagenet_weights_file  # plain catalogue: no TensorFlow
+from webapp.experiments.models import Backbone, TrainedModel
 
 WEIGHTS = ("imagenet", "random")
 
@@ -45,8 +46,6 @@ def resolve(key: str, user) -> BackboneChoice:
 
     Someone else's uploaded backbone or model answers exactly like one that does not exist.
     """
-    from webapp.experiments.models import Backbone, TrainedModel
-
     key = (key or "").strip()
     if key in BUILTIN:
         return BUILTIN[key]
@@ -83,8 +82,6 @@ def weights_present(name: str) -> bool:
 
 def choices_for(user) -> list[BackboneChoice]:
     """Every backbone `user` may pick, built-ins first, for the launch forms."""
-    from webapp.experiments.models import Backbone, TrainedModel
-
     mine = [resolve(b.key, user) for b in Backbone.objects.filter(owner=user)]
     models = [resolve(f"models/{m.id}", user)
               for m in TrainedModel.objects.filter(owner=user, task=TrainedModel.Task.CLASSIFY)[:50]]

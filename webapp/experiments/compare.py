@@ -36,6 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.ml.predictions import PREDICTIONS_FILE, read_predictions
+from webapp.datasets.models import DatasetItem
 from webapp.experiments.summary import downsample, summary_fields
 from webapp.jobs.models import Job, JobMetric
 from webapp.jobs.public import relative_paths
@@ -207,7 +208,6 @@ def _thumbs(wanted: set[tuple[int, str]], by_id: set[int]) -> dict:
     """{(dataset id, path) or item id: (dataset id, item id, thumbnail)} for the images shown, in one query."""
     from django.db.models import Q
 
-    from webapp.datasets.models import DatasetItem
 
     if not wanted and not by_id:
         return {}

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.dispatch import Signal
 
+from webapp.experiments import exports_api
 from webapp.experiments.models import TrainedModel
 from webapp.jobs import live
 from webapp.jobs.models import Job
@@ -133,8 +134,6 @@ def job_refusal(job: Job) -> str | None:
 
 def _export_file_of(job: Job) -> Path | None:
     """The file an export job made, when it is still its format's newest export (a newer one replaced it)."""
-    from webapp.experiments import exports_api
-
     params = job.params if isinstance(job.params, dict) else {}
     if job.kind != Job.Kind.EXPORT_MODEL or params.get("format") not in exports_api.EXPORT_FORMATS:
         return None

@@ -28,6 +28,8 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Quer
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 
+from webapp.datasets.choices import named_datasets
+from webapp.datasets.models import Dataset
 from webapp.experiments.models import Project, Tag
 from webapp.experiments.serializers import JobSerializer
 from webapp.jobs.models import Job
@@ -199,9 +201,6 @@ PAGE_SIZES = (25, 50, 100, 200)
 def filter_options(owner, params) -> dict:
     """The jobs page's filter menus, from the owner's own data, each option marked `selected` as the
     query string `params` asks (so a bookmarked view opens as it was)."""
-    from webapp.datasets.choices import named_datasets
-    from webapp.datasets.models import Dataset
-
     try:
         query = list_query(params)
     except BadListQuery:

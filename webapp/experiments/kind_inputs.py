@@ -10,6 +10,8 @@ from rest_framework import serializers
 from jobs.queues import Queue
 from webapp.datasets.models import Dataset
 from webapp.experiments.backbone_choices import WEIGHTS, BackboneChoice, resolve
+from webapp.jobs.inference import ask
+from webapp.jobs.workers import read_presence
 from webapp.redis_client import REDIS_ERRORS
 
 MEMORY_CHECK_TIMEOUT = 5.0  # seconds a launch waits for the model's size; past it, launch without the check
@@ -37,9 +39,6 @@ def describe(name: str, shape: list[int], classes: int) -> dict:
     When no live worker serves the inference queue nobody would answer, so it says so at once
     instead of holding the launch for MEMORY_CHECK_TIMEOUT (the launch then goes ahead unchecked).
     """
-    from webapp.jobs.inference import ask
-    from webapp.jobs.workers import read_presence
-
     try:
         serving = any(Queue.INFERENCE in w.get("queues", []) for w in read_presence().values())
     except REDIS_ERRORS:

@@ -11,10 +11,14 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from jobs.ml import formats
 from jobs.ml.catalog import BUILTIN_BACKBONES
 from jobs.ml.scaling import SCALINGS
+from webapp.datasets.choices import named_datasets, short_date, told_apart
+from webapp.datasets.models import Dataset
 from webapp.experiments.backbone_choices import BUILTIN, choices_for, weights_present
 from webapp.experiments.backbones_api import SCALING_CHOICES
+from webapp.experiments.models import Backbone
 from webapp.jobs.models import Job
 from webapp.redis_client import redis_problem
 
@@ -23,9 +27,6 @@ GROUPS = (("builtin", "Built in"), ("uploaded", "Uploaded by you"), ("models", "
 
 def backbone_groups(user) -> list[dict]:
     """Every backbone `user` may pick, grouped for a <select>: built-ins, uploaded files, trained classifiers."""
-    from webapp.datasets.choices import short_date, told_apart
-    from webapp.experiments.models import Backbone
-
     groups: dict[str, list[dict]] = {key: [] for key, _ in GROUPS}
     added = {b.key: b.created_at for b in Backbone.objects.filter(owner=user).only("id", "created_at")}
 
@@ -99,9 +100,6 @@ def backbone_facts(model) -> dict | None:
 
 def _ready_datasets(user, kind: str | None = None) -> list:
     """The user's ready datasets (of `kind`), each with its dropdown name (webapp.datasets.choices)."""
-    from webapp.datasets.choices import named_datasets
-    from webapp.datasets.models import Dataset
-
     datasets = Dataset.objects.filter(owner=user, status=Dataset.Status.READY)
     return named_datasets(datasets.filter(kind=kind) if kind else datasets)
 
@@ -109,8 +107,6 @@ def _ready_datasets(user, kind: str | None = None) -> list:
 @login_required
 def captioner_page(request):
     """Launch a caption model: pick a caption dataset; the backbone and the rest have defaults."""
-    from webapp.datasets.models import Dataset
-
     groups = backbone_groups(request.user)
     backbone, weights, switched = working_backbone(groups, "vgg16")
     if request.GET.get("backbone"):  # asked for by a link: as asked, and the form warns if it cannot work
@@ -146,8 +142,6 @@ def features_page(request):
 def _model_formats() -> dict:
     """The upload form's formats, from jobs.ml.formats, so its accept list, help and checks name every
     registered one: {"formats": [{name, title, suffixes, ...}], "accept": ".keras,...", "suffix_list": "..."}."""
-    from jobs.ml import formats  # names and suffixes only: no TensorFlow
-
     catalogue = formats.catalogue()
     return {"formats": catalogue, "accept": ",".join(s for f in catalogue for s in f["suffixes"]),
             "suffix_list": formats.suffix_list()}

@@ -9,12 +9,22 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from jobs.ml import formats
+from jobs.ml.catalog import ARCHITECTURES
+from jobs.ml.config import MODE_DEFAULTS
+from jobs.ml.export_formats import FORMATS, SNIPPETS, TOLERANCES
+from webapp.datasets.checks import TOO_FEW_IMAGES
+from webapp.datasets.choices import named_datasets
+from webapp.datasets.models import Dataset, DatasetItem
 from webapp.datasets.suggestions import suggestion_for
+from webapp.experiments import deletion, exports_api, input_defaults
+from webapp.experiments.compare import MAX_RUNS, MIN_RUNS, CompareRefused, RunsNotFound, compare_runs, parse_ids
 from webapp.experiments.deletion import what_job_loses
 from webapp.experiments.job_lists import filter_options
-from webapp.experiments.models import Project
+from webapp.experiments.model_pages import backbone_facts, backbone_groups
+from webapp.experiments.models import Project, TrainedModel
 from webapp.jobs import registry
-from webapp.jobs.launch import QueueUnavailable, cancel_job, launch_job
+from webapp.jobs.launch import QueueUnavailable, ResumeRefused, cancel_job, launch_job, resume_job
 from webapp.jobs.limits import LaunchRefused
 from webapp.jobs.models import Job
 from webapp.jobs.queue_position import queue_position
@@ -33,7 +43,6 @@ def jobs_page(request):
             messages.error(request, str(exc))
             return redirect("jobs")
         return redirect("job", job_id=job.id)
-    from webapp.experiments.compare import MAX_RUNS, MIN_RUNS
 
     # The rows come from GET /api/jobs/ with this page's query string (jobs.js); the menus list what
     # the person has: their projects, datasets, architectures and tags.
@@ -72,8 +81,6 @@ def cancel_job_page(request, job_id: int):
 @require_POST
 def delete_job_page(request, job_id: int):
     """The job page's Delete button (confirmed in the page first): back to the list, or to the job with why not."""
-    from webapp.experiments import deletion
-
     job = get_object_or_404(Job.objects.select_related("sweep"), id=job_id, owner=request.user)
     title = f"{job.get_kind_display()} #{job.id}"
     try:
@@ -88,14 +95,6 @@ def delete_job_page(request, job_id: int):
 @login_required
 def train_page(request):
     """The launch form; it posts JSON to /api/jobs/ so the page and scripts share one validation."""
-    from jobs.ml.catalog import ARCHITECTURES
-    from jobs.ml.config import MODE_DEFAULTS
-    from webapp.datasets.checks import TOO_FEW_IMAGES
-    from webapp.datasets.choices import named_datasets
-    from webapp.datasets.models import Dataset
-    from webapp.experiments import input_defaults
-    from webapp.experiments.model_pages import backbone_groups
-
     datasets = named_datasets(Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY,
                                                      kind=Dataset.Kind.CLASSIFICATION))
     for dataset in datasets:  # said as soon as it is chosen; Start would be refused with the same sentence
@@ -121,9 +120,6 @@ def train_page(request):
 
 @login_required
 def model_page(request, model_id: int):
-    from webapp.experiments.model_pages import backbone_facts
-    from webapp.experiments.models import TrainedModel
-
     model = get_object_or_404(TrainedModel.objects.select_related("job", "dataset"), id=model_id, owner=request.user)
     link = getattr(model, "share_link", None)  # its demo link (webapp.demos), through the reverse relation
     result = model.job.result or {}
@@ -146,21 +142,14 @@ def export_card(model) -> dict:
     """What the model page's Exports card shows: why there is none, or each format with its snippet and
     tolerance, the number of test images every export is checked on, and the exports so far (exports.js
     keeps them live from GET /api/models/<id>/exports/)."""
-    from webapp.datasets.models import DatasetItem
-    from webapp.experiments.models import TrainedModel
-
     if model.task != TrainedModel.Task.CLASSIFY:
         return {"refused": "Caption models are kept as .keras files: beam search runs in Python around the "
                            "network, so no single exported file would caption a photo."}
     if not model.exportable:
-        from jobs.ml import formats  # names and flags only: no TensorFlow
-
         title = formats.of_backbone(model.backbone).title
         return {"refused": f"This model reads its features from a {title} backbone, which runs in its own "
                            "interpreter before the Keras head: the two cannot be joined into one exported file, "
                            "so it is kept as .keras."}
-    from jobs.ml.export_formats import FORMATS, SNIPPETS, TOLERANCES
-    from webapp.experiments import exports_api
 
     images, split = 0, "test"
     if model.dataset is not None:  # jobs.exports checks on the test images, the validation ones when there are none
@@ -168,7 +157,7 @@ def export_card(model) -> dict:
         images = items.filter(split=DatasetItem.Split.TEST).count()
         if not images:
             images, split = items.filter(split=DatasetItem.Split.VAL).count(), "validation"
-    formats = []
+    rows = []
     for fmt, (title, filename) in FORMATS.items():
         tolerance = TOLERANCES[fmt]
         points = round(tolerance.max_accuracy_drop * 100, 2)
@@ -176,10 +165,10 @@ def export_card(model) -> dict:
                     f"at most {points:g} point{'' if points == 1 else 's'} of accuracy lost"]
         if tolerance.max_prob_diff is not None:
             expected.append(f"probabilities within {tolerance.max_prob_diff:g}")
-        formats.append({"format": fmt, "title": title, "file": filename, "snippet": SNIPPETS[fmt],
+        rows.append({"format": fmt, "title": title, "file": filename, "snippet": SNIPPETS[fmt],
                         "expected": "Expected: " + ", ".join(expected) + "."})
     return {
-        "formats": formats,
+        "formats": rows,
         "images": images,
         "split": split,
         "no_dataset": model.dataset is None,
@@ -189,16 +178,12 @@ def export_card(model) -> dict:
 
 @login_required
 def architectures_page(request):
-    from jobs.ml.catalog import ARCHITECTURES
-
     return render(request, "experiments/architectures.html", {"architectures": ARCHITECTURES.values()})
 
 
 @login_required
 @require_POST
 def resume_job_page(request, job_id: int):
-    from webapp.jobs.launch import ResumeRefused, resume_job
-
     job = get_object_or_404(Job, id=job_id, owner=request.user)
     try:
         if not resume_job(job.id):
@@ -213,7 +198,6 @@ def compare_page(request):
     """2 to 10 runs side by side (`?jobs=1,2,3`): the same answer as GET /api/compare/, drawn by compare.js."""
     from django.http import Http404
 
-    from webapp.experiments.compare import MAX_RUNS, MIN_RUNS, CompareRefused, RunsNotFound, compare_runs, parse_ids
 
     raw = request.GET.get("jobs", "")
     try:

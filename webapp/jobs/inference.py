@@ -13,6 +13,7 @@ from __future__ import annotations
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 
+from jobs.celery import app
 from jobs.queues import Queue
 from webapp.jobs.launch import QueueUnavailable
 from webapp.redis_client import REDIS_ERRORS, get_redis, redis_problem
@@ -33,8 +34,6 @@ def waiting() -> int:
 
 
 def ask(task: str, *args, timeout: float | None = None):
-    from jobs.celery import app
-
     problem = redis_problem()
     if problem:
         raise QueueUnavailable(problem)

@@ -12,12 +12,14 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.celery import app
 from jobs.provenance import code_version
 from jobs.queues import Queue
 from webapp.jobs import limits, live, registry
 from webapp.jobs.models import Job
 from webapp.jobs.resumable import resume_refusal
 from webapp.jobs.signals import job_ended
+from webapp.jobs.workers import read_presence
 from webapp.redis_client import REDIS_ERRORS, redis_problem
 
 log = logging.getLogger(__name__)
@@ -94,8 +96,6 @@ def rerun_params(job: Job) -> dict:
 
 def auto_queue() -> str:
     """`gpu` when a live worker on the gpu queue has a GPU, else `cpu`."""
-    from webapp.jobs.workers import read_presence
-
     try:
         workers = read_presence().values()
     except REDIS_ERRORS:
@@ -140,8 +140,6 @@ def resume_job(job_id: int) -> bool:
 
 
 def _enqueue(job: Job, spec: registry.JobKind, priority: int = 0) -> None:
-    from jobs.celery import app
-
     try:
         app.send_task(spec.task_name, args=[job.id], queue=job.queue, task_id=job.task_id, retry=False,
                       priority=priority)

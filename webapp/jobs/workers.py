@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from jobs.celery import app
 from webapp.jobs import registry
 from webapp.jobs.models import Job
 from webapp.jobs.signals import job_ended
@@ -75,8 +76,6 @@ def ping_workers(expected: int = 0) -> list[str]:
 
     With `expected` known workers the ping returns as soon as that many answered.
     """
-    from jobs.celery import app
-
     replies = app.control.ping(timeout=settings.HEALTH_TIMEOUT, limit=expected or None)
     return sorted(name for reply in replies for name in reply)
 

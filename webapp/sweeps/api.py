@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from webapp.api_schema import DetailSerializer
 from webapp.jobs.launch import QueueUnavailable
-from webapp.jobs.limits import LaunchRefused
+from webapp.jobs.limits import LaunchRefused, check_active_jobs
 from webapp.jobs.models import Job
 from webapp.redis_client import redis_problem
 from webapp.sweeps import engine, estimate
@@ -97,8 +97,6 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if problem:
             raise QueueUnavailable(problem)
         try:
-            from webapp.jobs.limits import check_active_jobs
-
             check_active_jobs(request.user)
         except LaunchRefused as exc:
             return Response({"detail": str(exc)}, status=exc.status)

@@ -6,6 +6,7 @@ class SweepsConfig(AppConfig):
     verbose_name = "Sweeps"
 
     def ready(self) -> None:
+        # Imported here, once every app's models are loaded (these modules use them).
         from webapp.experiments.deletion import model_delete_requested
         from webapp.jobs.signals import job_ended
         from webapp.sweeps.engine import trial_ended

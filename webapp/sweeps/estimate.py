@@ -20,6 +20,11 @@ import statistics
 
 from django.core.cache import cache
 
+from jobs.ml.catalog import ARCHITECTURES
+from jobs.ml.progress import format_duration
+from webapp.datasets.models import DatasetItem
+from webapp.jobs.inference import InferenceUnavailable, ask
+from webapp.jobs.launch import QueueUnavailable
 from webapp.jobs.models import Job
 from webapp.jobs.workers import read_presence
 from webapp.redis_client import REDIS_ERRORS
@@ -32,8 +37,6 @@ PROBE_CACHE_SECONDS = 3600
 
 def train_images(dataset) -> int:
     """Images a trial trains on per epoch: the dataset's training split."""
-    from webapp.datasets.models import DatasetItem
-
     if dataset is None:
         return 0
     return dataset.items.filter(split=DatasetItem.Split.TRAIN).count() or int(dataset.num_images or 0)
@@ -71,10 +74,6 @@ def seconds_per_image_epoch(kind: str, params: dict, queue: str) -> tuple[float 
 
 def _probe(kind: str, params: dict) -> float | None:
     """Seconds per image of one training epoch of a zoo architecture, timed by the inference worker."""
-    from jobs.ml.catalog import ARCHITECTURES
-    from webapp.jobs.inference import InferenceUnavailable, ask
-    from webapp.jobs.launch import QueueUnavailable
-
     arch = ARCHITECTURES.get(params.get("architecture", ""))
     if kind != "train" or arch is None or arch.uses_backbone:
         return None
@@ -164,8 +163,6 @@ def within_budget(measured: dict, trials: int, parallel: int, pruning: str, budg
 
 def describe(result: dict, queue: str) -> str:
     """One sentence for the form: "about 40 min on 1 CPU worker, 12 min with pruning"."""
-    from jobs.ml.progress import format_duration
-
     if result.get("seconds") is None:
         return f"No time estimate: {result['source']}."
     where = {"gpu": "GPU", "cpu": "CPU"}.get(queue, "CPU or GPU")

@@ -19,6 +19,8 @@ import threading
 import optuna
 from django.db import connection
 
+from webapp.sweeps.space import grid_values
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _storages: dict[tuple[int, str], optuna.storages.RDBStorage] = {}
@@ -53,8 +55,6 @@ def storage() -> optuna.storages.RDBStorage:
 
 
 def sampler(sweep, trials_so_far: int) -> optuna.samplers.BaseSampler:
-    from webapp.sweeps.space import grid_values
-
     if sweep.method == "grid":  # its seed orders the whole grid: the same in every process, or points repeat
         return optuna.samplers.GridSampler(grid_values(sweep.space), seed=sweep.seed)
     seed = sweep.seed + trials_so_far

@@ -14,34 +14,32 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
+from jobs.ml.catalog import ARCHITECTURES
+from webapp.datasets.choices import named_datasets
+from webapp.datasets.models import Dataset
+from webapp.experiments.model_pages import backbone_groups
+from webapp.experiments.models import Project
+from webapp.experiments.params import DECLARATIONS
+from webapp.jobs.registry import sweepable
+from webapp.redis_client import redis_problem
 from webapp.sweeps.models import Sweep
+from webapp.sweeps.serializers import DEFAULT_TRIALS, MAX_PARALLEL
+from webapp.sweeps.space import sweep_kinds
 
 
 def _declarations() -> dict:
     """{kind: [declared parameter, ...]} for the kinds a sweep can run, marked sweepable or not."""
-    from webapp.experiments.params import DECLARATIONS
-    from webapp.sweeps.space import sweep_kinds
-
     return {kind: [p.to_dict() | {"optional": p.optional, "step": p.input_step} for p in DECLARATIONS[kind].params]
             for kind in sweep_kinds()}
 
 
 def _objectives() -> dict:
-    from webapp.jobs.registry import sweepable
-
     return {kind.name: [{"name": o.name, "label": o.label, "direction": o.default_direction, "per_epoch": o.per_epoch}
                         for o in kind.objectives] for kind in sweepable()}
 
 
 def _form_choices(user) -> dict:
     """What the New sweep form offers, as one JSON document for sweeps.js."""
-    from jobs.ml.catalog import ARCHITECTURES
-    from webapp.datasets.choices import named_datasets
-    from webapp.datasets.models import Dataset
-    from webapp.experiments.model_pages import backbone_groups
-    from webapp.experiments.models import Project
-    from webapp.sweeps.serializers import DEFAULT_TRIALS, MAX_PARALLEL
-
     datasets = named_datasets(Dataset.objects.filter(owner=user, status=Dataset.Status.READY).order_by("-created_at"))
     return {
         "datasets": [{"id": d.id, "name": d.name, "label": d.choice_name, "kind": d.kind,
@@ -61,8 +59,6 @@ def _form_choices(user) -> dict:
 @login_required
 def sweeps_page(request):
     """Your sweeps (GET /api/sweeps/, drawn by sweeps.js) and the form that starts one."""
-    from webapp.redis_client import redis_problem
-
     return render(request, "sweeps/sweeps.html", {
         "choices": _form_choices(request.user),
         "selected_dataset": request.GET.get("dataset", ""),
@@ -73,9 +69,6 @@ def sweeps_page(request):
 @login_required
 def sweep_page(request, sweep_id: int):
     """One sweep, live: GET /api/sweeps/<id>/ every two seconds while it runs (sweep.js)."""
-    from jobs.ml.catalog import ARCHITECTURES
-    from webapp.experiments.params import DECLARATIONS
-
     sweep = get_object_or_404(Sweep.objects.select_related("project", "dataset"), id=sweep_id, owner=request.user)
     arch = ARCHITECTURES.get(sweep.params.get("architecture", ""))
     # Only a transfer head trained on cached features has a backbone left to fine-tune (engine.promote).
