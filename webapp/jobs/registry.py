@@ -98,6 +98,21 @@ class JobKind:
         return f"<JobKind {self.name}>"
 
 
+class TrainingKind(JobKind):
+    """A kind that trains a model epoch by epoch: it checkpoints (so it resumes), a sweep may optimise what
+    every epoch records and its final score, and its page shows curves and the model's summary."""
+
+    time_limit = 48 * 3600
+    resumable = True
+    final_objective: ClassVar[Objective]  # the run's score once it ends (test accuracy, BLEU-4)
+    after_sections = ("jobs/sections/model_summary.html",)
+    scripts = ("vendor/chartjs/chart.umd.min.js",)
+
+    @property
+    def objectives(self) -> Sequence[Objective]:
+        return (*EPOCH_OBJECTIVES, self.final_objective)
+
+
 def register(kind: type[JobKind]) -> type[JobKind]:
     """Add a kind (a class decorator); registering the same name twice keeps the newest (a reloaded module)."""
     _REGISTRY[kind.name] = kind()

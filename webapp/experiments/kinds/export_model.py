@@ -36,7 +36,6 @@ class ExportParams(serializers.Serializer):
         return model_id
 
 
-
 @register
 class ExportModel(JobKind):
     name = "export_model"

@@ -23,7 +23,6 @@ class FeatureParams(params.FEATURES.serializer_base("FeatureFields"), inputs.Bac
         return attrs
 
 
-
 @register
 class ExtractFeatures(JobKind):
     name = "extract_features"

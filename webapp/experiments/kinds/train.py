@@ -11,7 +11,7 @@ from webapp.experiments import input_defaults, params
 from webapp.experiments import kind_inputs as inputs
 from webapp.experiments.verdicts import classifier_verdict
 from webapp.jobs import limits
-from webapp.jobs.registry import EPOCH_OBJECTIVES, JobKind, Objective, register
+from webapp.jobs.registry import Objective, TrainingKind, register
 
 
 class TrainParams(params.TRAIN.serializer_base("TrainFields"), inputs.BackboneParams):
@@ -75,23 +75,18 @@ class TrainParams(params.TRAIN.serializer_base("TrainFields"), inputs.BackbonePa
         attrs["color_mode"] = "grayscale" if choice.channels == 1 else "rgb"
 
 
-
 @register
-class Train(JobKind):
+class Train(TrainingKind):
     name = "train"
     label = "Training"
     work = "jobs.training.train"
-    time_limit = 48 * 3600
     declaration = params.TRAIN
     params = TrainParams
-    resumable = True
-    objectives = (*EPOCH_OBJECTIVES, Objective("test_accuracy", "Test accuracy", "max", False))
+    final_objective = Objective("test_accuracy", "Test accuracy", "max", False)
     title_template = "jobs/sections/train_title.html"
     sections = ("jobs/sections/classifier_headline.html", "jobs/sections/curves.html",
                 "jobs/sections/classifier_eval.html", "jobs/sections/features.html")
-    after_sections = ("jobs/sections/model_summary.html",)
     view = "classifier"
-    scripts = ("vendor/chartjs/chart.umd.min.js",)
 
     def verdict(self, result, metrics):
         return classifier_verdict(result, metrics)

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from webapp.experiments import kind_inputs as inputs
 from webapp.experiments import params
 from webapp.experiments.verdicts import caption_verdict
-from webapp.jobs.registry import EPOCH_OBJECTIVES, JobKind, Objective, register
+from webapp.jobs.registry import Objective, TrainingKind, register
 
 
 class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), inputs.BackboneParams):
@@ -29,23 +29,18 @@ class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), inputs.Back
         return attrs
 
 
-
 @register
-class TrainCaptioner(JobKind):
+class TrainCaptioner(TrainingKind):
     name = "train_captioner"
     label = "Caption training"
     work = "jobs.captioning.train_captioner"
-    time_limit = 48 * 3600
     declaration = params.CAPTION
     params = CaptionParams
-    resumable = True
-    objectives = (*EPOCH_OBJECTIVES, Objective("bleu4", "BLEU-4", "max", False))
+    final_objective = Objective("bleu4", "BLEU-4", "max", False)
     title_template = "jobs/sections/captioner_title.html"
     sections = ("jobs/sections/caption_headline.html", "jobs/sections/caption_curves.html",
                 "jobs/sections/caption_eval.html", "jobs/sections/features.html")
-    after_sections = ("jobs/sections/model_summary.html",)
     view = "captioner"
-    scripts = ("vendor/chartjs/chart.umd.min.js",)
 
     def verdict(self, result, metrics):
         return caption_verdict(result)
