@@ -339,12 +339,11 @@ def _where(job: Job, data: dict) -> str:
     return f"{_label(job)} on {_images(len(data['rows']))} of the {'validation' if split == 'val' else split} split"
 
 
-def _pairs(jobs: list[Job]) -> tuple[list[dict], list[tuple[int, str]]]:
-    """Every pair of classifier runs: compared image by image, or why not. Also the images to show."""
-    classifiers = [job for job in jobs if job.kind == Job.Kind.TRAIN]
-    states = {job.id: _classifier_state(job) for job in classifiers}
-    # Runs scored on the same images share one order of those images; each run's right answers are
-    # then one big integer, one bit per image, and a pair's counts are bit operations.
+def _right_answers(classifiers: list[Job], states: dict) -> tuple[dict[tuple, list[str]], dict[int, tuple[tuple, int]]]:
+    """({images key: their paths in order}, {job id: (its key, its right answers as one integer)}).
+
+    Runs scored on the same images share one order of those images; each run's right answers are then
+    one big integer, one bit per image, and a pair's counts are bit operations."""
     groups: dict[tuple, list[str]] = {}
     bits: dict[int, tuple[tuple, int]] = {}
     for job in classifiers:
@@ -357,32 +356,59 @@ def _pairs(jobs: list[Job]) -> tuple[list[dict], list[tuple[int, str]]]:
         order, rows = groups[key], data["rows"]
         right = "".join("1" if rows[p][0] == rows[p][1] else "0" for p in order)
         bits[job.id] = (key, int(right, 2) if right else 0)
+    return groups, bits
+
+
+def _why_not_comparable(a: Job, b: Job, states: dict, bits: dict) -> str | None:
+    """Why runs `a` and `b` cannot be compared image by image, or None when they can."""
+    (da, why_a), (db, why_b) = states[a.id], states[b.id]
+    if why_a or why_b:
+        return why_a or why_b
+    ha, hb = _dataset_hash(a), _dataset_hash(b)
+    if ha is None or hb is None:
+        return ("The dataset content these runs read is not recorded, so they cannot be shown to have "
+                "been scored on the same images.")
+    if ha != hb:
+        return ("These runs were trained on different datasets (or the dataset changed between them), "
+                "so they were not scored on the same test images.")
+    if bits[a.id][0] != bits[b.id][0]:
+        return (f"These runs were scored on different images ({_where(a, da)}, {_where(b, db)}), "
+                "so they cannot be compared image by image.")
+    return None
+
+
+def _examples(mask: int, order: list[str], da: dict, db: dict) -> list[dict]:
+    """The first EXAMPLES images (in path order) of `mask`, with what each run said."""
+    def name(classes, index):
+        return classes[index] if 0 <= index < len(classes) else str(index)
+
+    examples, n = [], len(order)
+    while mask and len(examples) < EXAMPLES:
+        top = mask.bit_length() - 1
+        mask ^= 1 << top
+        path = order[n - 1 - top]
+        true, a_said = da["rows"][path]
+        examples.append({"path": path, "true": name(da["classes"], true), "a_predicted": name(da["classes"], a_said),
+                         "b_predicted": name(db["classes"], db["rows"][path][1])})
+    return examples
+
+
+def _pairs(jobs: list[Job]) -> tuple[list[dict], list[tuple[int, str]]]:
+    """Every pair of classifier runs: compared image by image, or why not. Also the images to show."""
+    classifiers = [job for job in jobs if job.kind == Job.Kind.TRAIN]
+    states = {job.id: _classifier_state(job) for job in classifiers}
+    groups, bits = _right_answers(classifiers, states)
     pairs, shown = [], []
     for a, b in combinations(classifiers, 2):
         pair = {"a": a.id, "b": b.id, "comparable": False, "reason": None, "images": None, "both_right": None,
                 "both_wrong": None, "a_only_right": None, "b_only_right": None, "p_value": None, "sentence": None,
                 "dataset": None, "examples": {"a_only_right": [], "b_only_right": []}}
         pairs.append(pair)
-        (da, why_a), (db, why_b) = states[a.id], states[b.id]
-        if why_a or why_b:
-            pair["reason"] = why_a or why_b
+        pair["reason"] = _why_not_comparable(a, b, states, bits)
+        if pair["reason"]:
             continue
-        ha, hb = _dataset_hash(a), _dataset_hash(b)
-        if ha is None or hb is None:
-            pair["reason"] = ("The dataset content these runs read is not recorded, so they cannot be shown to have "
-                              "been scored on the same images.")
-            continue
-        if ha != hb:
-            pair["reason"] = ("These runs were trained on different datasets (or the dataset changed between them), "
-                              "so they were not scored on the same test images.")
-            continue
-        (key_a, ra), (key_b, rb) = bits[a.id], bits[b.id]
-        if key_a != key_b:
-            pair["reason"] = (f"These runs were scored on different images ({_where(a, da)}, {_where(b, db)}), "
-                              "so they cannot be compared image by image.")
-            continue
-        order = groups[key_a]
-        n = len(order)
+        order = groups[bits[a.id][0]]
+        n, ra, rb = len(order), bits[a.id][1], bits[b.id][1]
         a_only, b_only = ra & ~rb, rb & ~ra
         counts = {"a_only_right": a_only.bit_count(), "b_only_right": b_only.bit_count()}
         p = mcnemar_exact(counts["a_only_right"], counts["b_only_right"])
@@ -391,24 +417,10 @@ def _pairs(jobs: list[Job]) -> tuple[list[dict], list[tuple[int, str]]]:
                     p_value=p, sentence=agreement_sentence(_label(a), _label(b), counts["a_only_right"],
                                                            counts["b_only_right"], p),
                     dataset=dataset_id, **counts)
-        classes_a, classes_b = da["classes"], db["classes"]
-
-        def name(classes, index):
-            return classes[index] if 0 <= index < len(classes) else str(index)
-
         for side, mask in (("a_only_right", a_only), ("b_only_right", b_only)):
-            examples = []
-            while mask and len(examples) < EXAMPLES:  # the first images in path order
-                top = mask.bit_length() - 1
-                mask ^= 1 << top
-                path = order[n - 1 - top]
-                true, a_said = da["rows"][path]
-                b_said = db["rows"][path][1]
-                examples.append({"path": path, "true": name(classes_a, true), "a_predicted": name(classes_a, a_said),
-                                 "b_predicted": name(classes_b, b_said)})
-                if dataset_id:
-                    shown.append((dataset_id, path))
-            pair["examples"][side] = examples
+            pair["examples"][side] = _examples(mask, order, states[a.id][0], states[b.id][0])
+            if dataset_id:
+                shown += [(dataset_id, example["path"]) for example in pair["examples"][side]]
     return pairs, shown
 
 
