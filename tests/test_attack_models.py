@@ -80,11 +80,15 @@ def test_a_keras_too_old_to_refuse_code_opens_no_upload():
 
 
 def sandbox_children() -> list[int]:
-    """Processes running `python -m jobs.sandbox` now."""
+    """Processes running `python -m jobs.sandbox` for this test session now: those whose environment has its
+    DATA_DIR (inherited from its workers, kept if orphaned), not those of another test process or of another
+    checkout's suite on the same machine."""
+    marker = f"DATA_DIR={os.environ['DATA_DIR']}\0".encode()  # as tests.stack set it for the session
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"jobs.sandbox" in (entry / "cmdline").read_bytes():
+            if (entry.name.isdigit() and b"jobs.sandbox" in (entry / "cmdline").read_bytes()
+                    and marker in (entry / "environ").read_bytes()):
                 found.append(int(entry.name))
         except OSError:
             continue

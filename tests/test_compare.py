@@ -293,15 +293,17 @@ def test_ten_runs_of_fifty_epochs_compare_quickly_in_few_queries(alice, alice_ap
                                                      for k, p in enumerate(paths)], [str(c) for c in range(10)]))
     query = "/api/compare/?jobs=" + ",".join(str(j.id) for j in jobs)
     alice_api.get(query)  # warm
-    started = time.perf_counter()
+    # The request runs in this process (the test client, SQLite): its CPU time is what the code costs, where
+    # wall time also counts the other test process's training on the same two cores (3.0 s seen under load).
+    started = time.process_time()
     with django_assert_max_num_queries(12):
         answer = alice_api.get(query)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     assert answer.status_code == 200
     data = answer.json()
     assert len(data["pairs"]) == 45 and all(p["comparable"] for p in data["pairs"])
     assert all(len(r["series"]["val_loss"]) == 50 for r in data["metrics"]["runs"])
-    print(f"compare of 10 runs x 50 epochs x 2,000 test images: {seconds * 1000:.0f} ms")
+    print(f"compare of 10 runs x 50 epochs x 2,000 test images: {seconds * 1000:.0f} ms of CPU")
     assert seconds < 1.0, seconds  # the bench's target is 300 ms on a quiet machine
 
     # Long runs are thinned, keeping first, last and best epochs; ?full=1 sends everything.
