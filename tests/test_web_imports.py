@@ -68,3 +68,23 @@ def test_no_webapp_module_loads_tensorflow_keras_or_sklearn(tmp_path):
     heavy = sorted(set(report["at_import"]["ml"]) - LIGHT_ML_MODULES)
     assert heavy == [], (f"the web's modules import ML code {heavy}; read catalogues from jobs.ml.catalog, "
                          "and import worker code inside the function that needs it")
+
+
+SERVE = r"""
+import django, sys
+django.setup()
+from django.urls import get_resolver
+for pattern in get_resolver().url_patterns:  # every view module a request could reach, as the web server loads them
+    pass
+import webapp.sweeps.api, webapp.sweeps.views, webapp.sweeps.estimate
+print("optuna" in sys.modules)
+"""
+
+
+def test_the_web_server_loads_optuna_only_when_a_sweep_is_made_or_advanced(tmp_path):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATA_DIR": str(tmp_path),
+           "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", SERVE], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "False", "serving pages imports Optuna"

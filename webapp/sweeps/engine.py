@@ -33,7 +33,6 @@ from django.utils import timezone
 from webapp.jobs import launch, limits, registry
 from webapp.jobs.models import Job, JobMetric
 from webapp.redis_client import redis_problem
-from webapp.sweeps import studies
 from webapp.sweeps.models import Sweep
 from webapp.sweeps.space import distributions, grid_size, objectives
 
@@ -65,6 +64,8 @@ def _lease(sweep_id: int, wait: float = LEASE_WAIT):
 def advance(sweep_id: int, wait: float = LEASE_WAIT) -> None:
     """Reconcile sweep `sweep_id` with its trials and launch what it still may (see the module doc). A
     caller that cannot wait (a page) passes wait=0: whoever holds the lease does the work."""
+    from webapp.sweeps import studies  # Optuna, 100+ modules: loaded only where a sweep is made or advanced
+
     with _lease(sweep_id, wait) as held:
         if not held:
             if wait:
@@ -107,6 +108,8 @@ def _tell_ended(sweep: Sweep, study, trials: list[Job]) -> int:
 
 
 def _launch_more(sweep: Sweep, study, trials: list[Job]) -> None:
+    from webapp.sweeps import studies  # Optuna, 100+ modules: loaded only where a sweep is made or advanced
+
     active = sum(job.is_active for job in trials)
     launched = len(trials)
     target = min(sweep.trials, grid_size(sweep.space)) if sweep.method == "grid" else sweep.trials
@@ -246,6 +249,8 @@ def seconds_saved(job: Job) -> float:
 
 def create(sweep: Sweep) -> Sweep:
     """Make the sweep's study and start its first trials (the sweep row is saved by the caller)."""
+    from webapp.sweeps import studies  # Optuna, 100+ modules: loaded only where a sweep is made or advanced
+
     studies.create(sweep)
     advance(sweep.id)
     sweep.refresh_from_db()
