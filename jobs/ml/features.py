@@ -142,6 +142,16 @@ def _unreadable(paths: Sequence[str], size: int, channels: int) -> str | None:
     return None
 
 
+def _check_rows(rows: np.ndarray, count: int, backbone: Backbone) -> None:
+    """Refuse a batch of features no head could learn from: one row of the backbone's width per image, numbers only."""
+    dim = backbone.feature_dim
+    if rows.shape != (count, dim):
+        raise ValueError(f"The backbone gave features of shape {rows.shape[1:]} instead of ({dim},).")
+    if not np.isfinite(rows).all():
+        raise ValueError(f"{backbone.title} produced values that are not numbers (NaN or infinity); it cannot "
+                         "be used as a feature extractor.")
+
+
 def _extract_into(paths: Sequence[str], backbone: Backbone, sink: ProgressSink,
                   write: Callable[[int, np.ndarray], None], *, batch_size: int, precision: str,
                   start: float, end: float) -> dict:
@@ -158,7 +168,7 @@ def _extract_into(paths: Sequence[str], backbone: Backbone, sink: ProgressSink,
     sink.progress(start, f"Loading {label}")
     extractor = load_extractor(backbone, precision)
     precision = getattr(extractor, "precision", precision)
-    size, channels, dim = backbone.image_size, backbone.channels, backbone.feature_dim
+    size, channels = backbone.image_size, backbone.channels
 
     ds = tf.data.Dataset.from_tensor_slices(np.array([str(p) for p in paths]))
     ds = ds.map(lambda path: load_image(path, size, channels), num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -185,11 +195,7 @@ def _extract_into(paths: Sequence[str], backbone: Backbone, sink: ProgressSink,
             # float16 overflows above 65504: redo this batch in float32 rather than fail the job.
             exact = exact or load_extractor(backbone, "float32")
             rows = exact(pixels)
-        if rows.shape != (len(pixels), dim):
-            raise ValueError(f"The backbone gave features of shape {rows.shape[1:]} instead of ({dim},).")
-        if not np.isfinite(rows).all():
-            raise ValueError(f"{backbone.title} produced values that are not numbers (NaN or infinity); it cannot "
-                             "be used as a feature extractor.")
+        _check_rows(rows, len(pixels), backbone)
         write(done, rows)
         done += len(rows)
 

@@ -378,6 +378,18 @@ def _warm_start(layers: list, backbone: Backbone, features: FeatureSet, train, c
     return epochs
 
 
+def _evaluate_on_images(model, items, where: str, backbone: Backbone, class_names, config, cache_dir: Path,
+                        sink: ProgressSink) -> dict:
+    """A fine-tuned model's scores on `items` (the test images, or the validation ones without a test split)."""
+    eval_ds = make_dataset(items, backbone.image_size, backbone.channels, config.batch_size, cache_dir=cache_dir,
+                           name="eval")
+    message = f"Evaluating on the {len(items)} {where} images"
+    probabilities = model.predict(eval_ds, verbose=0, callbacks=[
+        StageProgress(sink, TRAIN_END, EVAL_END, steps_per_epoch(len(items), config.batch_size), message)])
+    return classification_report([label for _, label in items], probabilities, class_names,
+                                 [path for path, _ in items])
+
+
 def _train_finetune(train, val, test, class_names, backbone, features, config, workdir, sink, feature_key,
                     started) -> TrainResult:
     plan = device_plan()
@@ -414,13 +426,8 @@ def _train_finetune(train, val, test, class_names, backbone, features, config, w
             forget_state(workdir)
         model_epoch = restore_best(model, callback)
 
-        eval_items, where = (test, "test") if test else (val, "validation")
-        eval_ds = make_dataset(eval_items, size, channels, config.batch_size, cache_dir=cache_dir, name="eval")
-        message = f"Evaluating on the {len(eval_items)} {where} images"
-        probabilities = model.predict(eval_ds, verbose=0, callbacks=[
-            StageProgress(sink, TRAIN_END, EVAL_END, steps_per_epoch(len(eval_items), config.batch_size), message)])
-        scores = classification_report([label for _, label in eval_items], probabilities, class_names,
-                                       [path for path, _ in eval_items])
+        scores = _evaluate_on_images(model, test or val, "test" if test else "validation", backbone, class_names,
+                                     config, cache_dir, sink)
         sink.progress(EVAL_END, "Saving the model")
         if plan.mixed_precision:
             # Saved in float32, as jobs.ml.training does: float16 layers crawl on an inference CPU.
