@@ -416,6 +416,32 @@ def _save_for_use(model: keras.Model, workdir: Path, config: TrainConfig, class_
 
 # --- the job ------------------------------------------------------------------------------------
 
+def _model_to_train(workdir: Path, config: TrainConfig, class_names: list[str], steps: int, plan, resume: bool):
+    """(model, checkpoint state): the checkpointed model when resuming a run with the same settings, else a new
+    one (and any old checkpoint forgotten)."""
+    state = _read_state(workdir, config, class_names) if resume else None
+    if state is None:
+        forget_state(workdir)
+    with plan.strategy.scope():
+        if state is None:
+            return _compiled(config, len(class_names), steps), None
+        return keras.models.load_model(workdir / CHECKPOINT_FILE), state
+
+
+def _fit(model, callback: JobCallback, train, val, config: TrainConfig, cache_dir: Path, sink: ProgressSink) -> None:
+    """Train the epochs still to run (none when a resumed run had finished or stopped early)."""
+    epochs_done = len(callback.history)
+    if epochs_done >= config.epochs or callback.stopped_early:
+        return
+    sink.progress(TRAIN_START, f"Reading {len(train)} training and {len(val)} validation images")
+    augment = augmenter(config.augment_flip, config.augment_rotation, config.augment_zoom, config.seed)
+    train_ds = make_dataset(train, config.image_size, config.channels, config.batch_size, training=True,
+                            seed=config.seed, augment=augment, cache_dir=cache_dir, name="train")
+    val_ds = make_dataset(val, config.image_size, config.channels, config.batch_size, cache_dir=cache_dir, name="val")
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=epochs_done,
+              callbacks=[callback], verbose=0, shuffle=False)
+
+
 def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], test: list[tuple[str, int]],
                      class_names: list[str], config: TrainConfig, workdir: Path, sink: ProgressSink,
                      resume: bool = False) -> TrainResult:
@@ -442,28 +468,12 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
     try:
         if plan.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
-        state = _read_state(workdir, config, class_names) if resume else None
-        if state is None:
-            forget_state(workdir)
         steps = steps_per_epoch(len(train), config.batch_size)
-        with plan.strategy.scope():
-            if state is None:
-                model = _compiled(config, len(class_names), steps)
-            else:
-                model = keras.models.load_model(workdir / CHECKPOINT_FILE)
+        model, state = _model_to_train(workdir, config, class_names, steps, plan, resume)
         summary = zoo.summarize(model.get_layer(config.architecture))
 
         callback = JobCallback(sink, workdir, config, class_names, steps, len(train), state)
-        epochs_done = len(callback.history)
-        if epochs_done < config.epochs and not callback.stopped_early:
-            sink.progress(TRAIN_START, f"Reading {len(train)} training and {len(val)} validation images")
-            augment = augmenter(config.augment_flip, config.augment_rotation, config.augment_zoom, config.seed)
-            train_ds = make_dataset(train, config.image_size, config.channels, config.batch_size, training=True,
-                                    seed=config.seed, augment=augment, cache_dir=cache_dir, name="train")
-            val_ds = make_dataset(val, config.image_size, config.channels, config.batch_size,
-                                  cache_dir=cache_dir, name="val")
-            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=epochs_done,
-                      callbacks=[callback], verbose=0, shuffle=False)
+        _fit(model, callback, train, val, config, cache_dir, sink)
         model_epoch = restore_best(model, callback)
 
         items, where = (test, "test") if test else (val, "validation")
@@ -480,18 +490,16 @@ def train_classifier(train: list[tuple[str, int]], val: list[tuple[str, int]], t
         keras.mixed_precision.set_global_policy(previous_policy)
         shutil.rmtree(cache_dir, ignore_errors=True)
 
-    history = callback.history
-    best_epoch = callback.best_epoch or len(history)
     sink.progress(1.0, "Done")
     return TrainResult(
-        history=history, best_epoch=best_epoch, test_loss=scores["loss"], test_accuracy=scores["accuracy"],
-        confusion_matrix=scores["confusion_matrix"], classes=list(class_names), per_class=scores["per_class"],
-        mistakes=scores["mistakes"], model_path=str(model_path), summary=summary, device=plan.description,
+        history=callback.history, best_epoch=callback.best_epoch or len(callback.history),
+        test_loss=scores["loss"], test_accuracy=scores["accuracy"], confusion_matrix=scores["confusion_matrix"],
+        classes=list(class_names), per_class=scores["per_class"], mistakes=scores["mistakes"],
+        model_path=str(model_path), summary=summary, device=plan.description,
         images_per_second=round(callback.seen / callback.train_seconds, 1) if callback.train_seconds else 0.0,
         seconds=round(time.perf_counter() - started, 2), evaluated_on="test" if test else "validation",
         stopped_early=callback.stopped_early, epochs_run=callback.epochs_run, predictions=scores["predictions"],
-        model_epoch=model_epoch,
-    )
+        model_epoch=model_epoch)
 
 
 # --- a probe for time estimates -----------------------------------------------------------------
