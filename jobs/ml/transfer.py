@@ -504,6 +504,26 @@ def _fold(model, mean: np.ndarray, scale: np.ndarray, num_classes: int) -> tuple
     return kernel, bias
 
 
+def _fit_logreg(standardised: np.ndarray, labels: np.ndarray, C: float, seed: int, sink: ProgressSink):  # noqa: N803
+    """(the fitted scikit-learn model, lbfgs iterations run): fitted in chunks of LOGREG_CHUNK iterations, so
+    progress moves and a cancel is heard between chunks, until it converges or reaches LOGREG_MAX_ITER."""
+    from sklearn.exceptions import ConvergenceWarning  # scikit-learn: loaded by the one kind of job that needs it
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, max_iter=LOGREG_CHUNK, warm_start=True, random_state=seed)
+    iterations = 0
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(standardised, labels)
+        ran = int(np.max(model.n_iter_))
+        iterations += ran
+        fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * min(1.0, iterations / LOGREG_MAX_ITER)
+        sink.progress(fraction, f"Fitting logistic regression on {len(labels)} images · {iterations} iterations")
+        if ran < LOGREG_CHUNK or iterations >= LOGREG_MAX_ITER:
+            return model, iterations
+
+
 def train_logreg(train: list[tuple[str, int]], val: list[tuple[str, int]], test: list[tuple[str, int]],
                  class_names: list[str], backbone: Backbone, features: FeatureSet, workdir: Path,
                  sink: ProgressSink, seed: int = 0, C: float = 1.0, *,  # noqa: N803 - scikit-learn's name
@@ -513,9 +533,6 @@ def train_logreg(train: list[tuple[str, int]], val: list[tuple[str, int]], test:
     One "epoch" of metrics (training and validation loss and accuracy) is reported. `C` is the
     inverse regularisation strength, as in scikit-learn.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-
     started = time.perf_counter()
     workdir = Path(workdir)
     if not (isinstance(C, int | float) and C > 0):
@@ -534,18 +551,8 @@ def train_logreg(train: list[tuple[str, int]], val: list[tuple[str, int]], test:
     scale[scale == 0] = 1.0  # constant features carry nothing; leave them as they are
     standardised = (x_train - mean) / scale
 
-    model = LogisticRegression(C=C, max_iter=LOGREG_CHUNK, warm_start=True, random_state=seed)
-    fit_started, iterations = time.perf_counter(), 0
-    while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(standardised, y_train)
-        ran = int(np.max(model.n_iter_))
-        iterations += ran
-        fraction = TRAIN_START + (TRAIN_END - TRAIN_START) * min(1.0, iterations / LOGREG_MAX_ITER)
-        sink.progress(fraction, f"Fitting logistic regression on {len(train)} images · {iterations} iterations")
-        if ran < LOGREG_CHUNK or iterations >= LOGREG_MAX_ITER:
-            break
+    fit_started = time.perf_counter()
+    model, iterations = _fit_logreg(standardised, y_train, C, seed, sink)
     fit_seconds = time.perf_counter() - fit_started
     kernel, bias = _fold(model, mean, scale, len(class_names))
 
