@@ -694,8 +694,12 @@ def _references(captions: Mapping[str, Sequence[str]], keys: Sequence[str]) -> l
 
 
 def _fit(model: keras.Model, matrix: np.ndarray, train_set: CaptionSet, val_set: CaptionSet, config: CaptionConfig,
-         callback: _CaptionCallback) -> None:
-    """The epochs still to run, on batches drawn for each epoch by its number (see batch_plan)."""
+         callback: _CaptionCallback, whose: str) -> None:
+    """The epochs still to run (none when a resumed run had finished or stopped early), on batches drawn for
+    each epoch by its number (see batch_plan); `whose` says whose captions, for the progress message."""
+    if callback.initial_epoch >= config.epochs or callback.stopped_early:
+        return
+    callback.sink.progress(TRAIN_START, f"Training on {train_set.n_samples:,} words of {whose} captions")
     train_ds = make_caption_dataset(matrix, train_set, config.batch_size, shuffle=True, seed=config.seed,
                                     epoch=lambda: callback.epoch)
     val_ds = make_caption_dataset(matrix, val_set, config.batch_size)
@@ -705,8 +709,12 @@ def _fit(model: keras.Model, matrix: np.ndarray, train_set: CaptionSet, val_set:
 
 def _score(captioner: Captioner, features: FeatureMatrix, captions: Mapping[str, Sequence[str]],
            train: Sequence[str], keys: Sequence[str], beam_width: int, sink: ProgressSink,
-           message: str) -> tuple[dict, str, list[dict]]:
-    """(BLEU of greedy, beam and baseline captions, the baseline caption, the gallery) on `keys`, tokenised alike."""
+           evaluated_on: str) -> tuple[dict, str, list[dict]]:
+    """(BLEU of greedy, beam and baseline captions, the baseline caption, the gallery) on `keys`, tokenised alike;
+    `evaluated_on` names the split they come from, for the progress message."""
+    where = {"test": "test", "validation": "validation"}.get(evaluated_on, "held-out training")
+    message = f"Scoring captions on the {where} images (greedy and beam search)"
+    sink.progress(TRAIN_END, message)
     eval_features = np.asarray(features.rows(keys), dtype=np.float32)
 
     def stage(start: float, end: float) -> Callable[[int, int], None]:
@@ -739,6 +747,23 @@ def _model_metadata(metadata: dict | None, vocab: Vocabulary, max_length: int, f
     }
 
 
+def _encoded(state: dict | None, captions: Mapping[str, Sequence[str]], train: Sequence[str], val: Sequence[str],
+             config: CaptionConfig, row_of: Mapping[str, int]):
+    """(vocabulary, longest caption, the training and validation captions encoded): the checkpoint's vocabulary
+    when resuming, else one built from the training captions."""
+    vocab, max_length = _vocabulary(state, captions, train, config)
+    return (vocab, max_length, encode_captions(train, captions, vocab, max_length, row_of),
+            encode_captions(val, captions, vocab, max_length, row_of))
+
+
+def _state_to_resume(workdir: Path, config: CaptionConfig, feature_dim: int, resume: bool) -> dict | None:
+    """The checkpoint's state when resuming a run with the same features and model, else None (and it is forgotten)."""
+    state = _read_state(workdir, config, feature_dim) if resume else None
+    if state is None:
+        forget_state(workdir)
+    return state
+
+
 def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str]],
                     splits: Mapping[str, Sequence[str]], config: CaptionConfig, workdir: Path,
                     sink: ProgressSink, metadata: dict | None = None, resume: bool = False) -> CaptionResult:
@@ -764,12 +789,8 @@ def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str
     matrix, row_of = _feature_rows(features, [*train, *val, *test])
     feature_dim = int(matrix.shape[1])
     workdir.mkdir(parents=True, exist_ok=True)
-    state = _read_state(workdir, config, feature_dim) if resume else None
-    if state is None:
-        forget_state(workdir)
-    vocab, max_length = _vocabulary(state, captions, train, config)
-    train_set = encode_captions(train, captions, vocab, max_length, row_of)
-    val_set = encode_captions(val, captions, vocab, max_length, row_of)
+    state = _state_to_resume(workdir, config, feature_dim, resume)
+    vocab, max_length, train_set, val_set = _encoded(state, captions, train, val, config, row_of)
 
     keras.utils.set_random_seed(config.seed)
     plan = device_plan()
@@ -777,24 +798,16 @@ def train_captioner(features: FeatureMatrix, captions: Mapping[str, Sequence[str
     sink.set_device(device)
     steps = steps_per_epoch(train_set, config.batch_size)
     with plan.strategy.scope():
-        if state is None:
-            model = _new_model(feature_dim, vocab, config,
-                               steps_per_execution(config, feature_dim, vocab.size, train_set, steps))
-        else:
-            model = _load_checkpoint(workdir, state)
+        model = _load_checkpoint(workdir, state) if state else _new_model(
+            feature_dim, vocab, config, steps_per_execution(config, feature_dim, vocab.size, train_set, steps))
     kept = {"index_to_word": vocab.index_to_word, "max_length": max_length, "feature_dim": feature_dim,
             "config": asdict(config)}
     callback = _CaptionCallback(sink, config, workdir, steps, train_set.n_samples, state or {}, kept)
-    if callback.initial_epoch < config.epochs and not callback.stopped_early:
-        sink.progress(TRAIN_START, f"Training on {train_set.n_samples:,} words of {len(train)} images' captions")
-        _fit(model, matrix, train_set, val_set, config, callback)
+    _fit(model, matrix, train_set, val_set, config, callback, f"{len(train)} images'")
     model = _for_use(model, callback.best_weights, feature_dim, vocab, max_length, config)
 
-    where = {"test": "test", "validation": "validation"}.get(evaluated_on, "held-out training")
-    message = f"Scoring captions on the {where} images (greedy and beam search)"
-    sink.progress(TRAIN_END, message)
     bleu, baseline, gallery = _score(Captioner(model, vocab, max_length), features, captions, train, test or val,
-                                     config.beam_width, sink, message)
+                                     config.beam_width, sink, evaluated_on)
     sink.progress(BEAM_END, "Saving the model")
     model_path = save_model(model, workdir, _model_metadata(metadata, vocab, max_length, feature_dim, config))
     sink.progress(1.0, "Done")
