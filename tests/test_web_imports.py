@@ -53,12 +53,18 @@ print(json.dumps({"at_import": at_import, "later": sorted(n for n in later if n.
 """.replace("FORBIDDEN", repr(set(FORBIDDEN)))
 
 
-def test_no_webapp_module_loads_tensorflow_keras_or_sklearn(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATA_DIR": str(tmp_path),
+def run_fresh(code: str, data_dir) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter with the web's settings; it must exit 0."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATA_DIR": str(data_dir),
            "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_no_webapp_module_loads_tensorflow_keras_or_sklearn(tmp_path):
+    result = run_fresh(PROBE, tmp_path)
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
     assert report["at_import"]["forbidden"] == [], "importing the web's modules loads " + ", ".join(
@@ -82,9 +88,5 @@ print("optuna" in sys.modules)
 
 
 def test_the_web_server_loads_optuna_only_when_a_sweep_is_made_or_advanced(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATA_DIR": str(tmp_path),
-           "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", SERVE], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_fresh(SERVE, tmp_path)
     assert result.stdout.strip().splitlines()[-1] == "False", "serving pages imports Optuna"
