@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from jobs.ml import devices, zoo
 from jobs.ml.artifacts import save_model, write_atomically, write_json
-from jobs.ml.config import TrainConfig
+from jobs.ml.config import FitConfig, TrainConfig
 from jobs.ml.evaluation import classification_report
 from jobs.ml.pipeline import augmenter, make_dataset, steps_per_epoch
 from jobs.ml.progress import Countdown, ProgressSink
@@ -78,16 +78,22 @@ class DevicePlan:
 
 # --- checks and small helpers -------------------------------------------------------------------
 
-def _check(config: TrainConfig, train: list, val: list, class_names: list[str]) -> None:
-    """Fail before any work with a sentence a user can act on."""
-    if config.channels not in (1, 3):
-        raise ValueError(f"Images are read as 1 (grayscale) or 3 (RGB) channels, not {config.channels}.")
+def check_fit_settings(config: FitConfig) -> None:
+    """The optimizer, epochs, batch size and learning rate every Keras fit needs (training and transfer
+    learning check them the same way, with the same sentences)."""
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"There is no optimizer called {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError("Training needs at least one epoch and a batch size of at least 1.")
     if not config.learning_rate > 0:
         raise ValueError("The learning rate must be a positive number.")
+
+
+def _check(config: TrainConfig, train: list, val: list, class_names: list[str]) -> None:
+    """Fail before any work with a sentence a user can act on."""
+    if config.channels not in (1, 3):
+        raise ValueError(f"Images are read as 1 (grayscale) or 3 (RGB) channels, not {config.channels}.")
+    check_fit_settings(config)
     if not train:
         raise ValueError("The training split has no images.")
     if not val:

@@ -49,12 +49,12 @@ from jobs.ml.scaling import SCALING_LAYER
 from jobs.ml.training import (
     CACHE_DIR,
     EVAL_END,
-    OPTIMIZERS,
     TRAIN_END,
     TRAIN_START,
     JobCallback,
     StageProgress,
     TrainResult,
+    check_fit_settings,
     device_plan,
     forget_state,
     make_optimizer,
@@ -108,12 +108,7 @@ def _check_features(features: FeatureSet | None, backbone: Backbone, what: str) 
 def _check(config: TransferConfig, train, val, class_names, backbone: Backbone, features: FeatureSet | None) -> None:
     if config.mode not in MODES:
         raise ValueError(f"Transfer learning runs in mode {' or '.join(MODES)}, not {config.mode!r}.")
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"There is no optimizer called {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
-    if config.epochs < 1 or config.batch_size < 1:
-        raise ValueError("Training needs at least one epoch and a batch size of at least 1.")
-    if not config.learning_rate > 0:
-        raise ValueError("The learning rate must be a positive number.")
+    check_fit_settings(config)
     if not (0 <= config.augment_rotation <= 1 and 0 <= config.augment_zoom < 1):
         raise ValueError("Rotation is a fraction of a full turn (0 to 1) and zoom a fraction of the size (0 to 1).")
     _check_items(train, val, class_names)

@@ -220,9 +220,24 @@ def decode(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
     Ingestion and predictions on uploaded photos read untrusted bytes the same way.
     """
     im = open_header(data, limits)
-    if isinstance(im, Rejected):
-        return im
+    return im if isinstance(im, Rejected) else _load_pixels(im, limits.max_pixels)
+
+
+def _load_pixels(im: Image.Image, max_pixels: int, draft_side: int = 0) -> Image.Image | Rejected:
+    """`im` with its pixels decoded, at most `max_pixels` of them, or why not (and `im` is closed).
+
+    With `draft_side`, a JPEG is decoded already scaled down to no less than that many pixels a side.
+    The size is checked before decoding (what the header claims, after the draft) and again after
+    (a few formats pick their size while loading). Any decoder error on untrusted bytes means a broken
+    file; running out of memory is not the file's fault and is raised.
+    """
+    width, height = im.size
     try:
+        if draft_side:
+            im.draft(None, (draft_side, draft_side))  # keeps both sides >= draft_side
+        if im.width * im.height > max_pixels:
+            im.close()
+            return Rejected(too_large(width, height, max_pixels))
         im.load()
     except MemoryError:
         im.close()
@@ -230,9 +245,9 @@ def decode(data: bytes, limits: IngestLimits) -> Image.Image | Rejected:
     except Exception:  # any decoder error on untrusted bytes means a broken file
         im.close()
         return Rejected(DAMAGED)
-    if im.width * im.height > limits.max_pixels:  # a few formats pick their size while loading
+    if im.width * im.height > max_pixels:  # a few formats pick their size while loading
         im.close()
-        return Rejected(too_large(im.width, im.height, limits.max_pixels))
+        return Rejected(too_large(im.width, im.height, max_pixels))
     return im
 
 
@@ -287,24 +302,10 @@ def decode_for_model(data: bytes, size: int, max_pixels: int) -> Image.Image | R
     im = _within(im, max_pixels * JPEG_HEADROOM if jpeg else max_pixels)
     if isinstance(im, Rejected):
         return im
-    width, height = im.size
     wanted = max(1, size) * OVERSAMPLE
-    try:
-        if jpeg:
-            im.draft(None, (wanted, wanted))  # keeps both sides >= wanted
-        if im.width * im.height > max_pixels:
-            im.close()
-            return Rejected(too_large(width, height, max_pixels))
-        im.load()
-    except MemoryError:
-        im.close()
-        raise
-    except Exception:  # any decoder error on untrusted bytes means a broken file
-        im.close()
-        return Rejected(DAMAGED)
-    if im.width * im.height > max_pixels:  # a few formats pick their size while loading
-        im.close()
-        return Rejected(too_large(im.width, im.height, max_pixels))
+    im = _load_pixels(im, max_pixels, wanted if jpeg else 0)
+    if isinstance(im, Rejected):
+        return im
     turn = _orientation(im)
     small = im
     try:
