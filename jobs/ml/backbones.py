@@ -54,7 +54,7 @@ RANDOM_SEED = 0  # "random" weights are always the same random weights, so their
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 # The built-in backbones' catalogue lives with the other plain catalogues (the web reads it there).
-from jobs.ml.catalog import BUILTIN_BACKBONES, imagenet_weights_file  # noqa: E402, F401
+from jobs.ml.catalog import BUILTIN_BACKBONES, imagenet_weights_file, look_up  # noqa: E402, F401
 
 # Where keras.applications downloads from; a module attribute so a test can point it elsewhere.
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -113,11 +113,7 @@ class Backbone:
 # --- builtins and their ImageNet weights -----------------------------------------------------------
 
 def _check_builtin_name(name: str) -> dict:
-    try:
-        return BUILTIN_BACKBONES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"There is no built-in backbone called {name!r}; "
-                         f"choose one of {', '.join(BUILTIN_BACKBONES)}.") from None
+    return look_up(BUILTIN_BACKBONES, name, "built-in backbone")
 
 
 def _builtin_shape(name: str, image_size: int) -> tuple[int, ...]:

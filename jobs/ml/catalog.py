@@ -11,8 +11,22 @@ Keras, TensorFlow or scikit-learn. `tests/test_web_imports.py` fails the build i
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
+
+Entry = TypeVar("Entry")
+
+
+def look_up(catalogue: Mapping[str, Entry], name: object, what: str, names: Iterable[str] | None = None) -> Entry:
+    """`catalogue[name]`, or a ValueError with a sentence a user can act on: the `names` (by default the
+    catalogue's) to choose from. `name` may be anything a request held, not only a string."""
+    try:
+        return catalogue[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"There is no {what} called {name!r}; "
+                         f"choose one of {', '.join(catalogue if names is None else names)}.") from None
+
 
 # --- architectures: the model zoo (jobs.ml.zoo builds them, jobs.ml.transfer the backbone ones) --
 
@@ -40,80 +54,62 @@ class Architecture:
         return self.family != "scratch"
 
 
+def _architecture(name: str, title: str, reference_input_shape: tuple[int, int, int], reference_classes: int,
+                  reference_params: int | None, description: str, *, default_image_size: int | None = None,
+                  min_image_size: int = 32, **on_backbone: str | bool) -> Architecture:
+    """An architecture whose launch form proposes its reference input: that side (unless
+    `default_image_size` says otherwise) and those channels. Most need at least 32 px. `on_backbone`:
+    `family`, `default_backbone` and `fixed_backbone`, for the models on a backbone."""
+    side, _, channels = reference_input_shape
+    return Architecture(
+        name=name, title=title, description=description, reference_input_shape=reference_input_shape,
+        reference_classes=reference_classes, reference_params=reference_params,
+        default_image_size=default_image_size or side, default_channels=channels, min_image_size=min_image_size,
+        **on_backbone,
+    )
+
+
+def _on_backbone(name: str, title: str, family: str, default_backbone: str, reference_params: int | None,
+                 description: str, *, side: int = 224, preset: bool = False) -> Architecture:
+    """A model on a pretrained backbone (jobs.ml.transfer builds it), at its reference a two-class RGB
+    classifier of `side` px. A `preset` always uses its default backbone (its name says which)."""
+    return _architecture(name, title, (side, side, 3), 2, reference_params, description, family=family,
+                         default_backbone=default_backbone, fixed_backbone=preset)
+
+
 ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (
-    Architecture(
-        name="mlp", title="Multilayer perceptron",
-        description=("One hidden layer of 128 units on the flattened pixels: the quickest baseline, trained in "
-                     "seconds on a CPU. Fine for small centred grayscale images such as digits or clothing; "
-                     "it ignores where pixels are, so photos need a convolutional network."),
-        reference_input_shape=(28, 28, 1), reference_classes=10, reference_params=101_770,
-        default_image_size=28, default_channels=1, min_image_size=1,
-    ),
-    Architecture(
-        name="lenet5", title="LeNet-5",
-        description=("The classic small convolutional network: two 5x5 convolutions with pooling, then three "
-                     "dense layers. Made for 28x28 grayscale digits; it trains in a minute or two on a CPU."),
-        reference_input_shape=(28, 28, 1), reference_classes=10, reference_params=44_426,
-        default_image_size=28, default_channels=1, min_image_size=16,
-    ),
-    Architecture(
-        name="cnn", title="Convolutional network",
-        description=("Nine 3x3 convolutions with batch normalization, global average pooling and two dense "
-                     "layers (about 10.7 million parameters): a good first choice for colour photos. It is "
-                     "proposed at the photos' size up to 128x128 because on a CPU it is slow at 256x256; use a "
-                     "GPU for large images."),
-        reference_input_shape=(256, 256, 3), reference_classes=10, reference_params=10_736_458,
-        default_image_size=128, default_channels=3, min_image_size=32,
-    ),
-    Architecture(
-        name="vgg16", title="VGG16",
-        description=("VGG16 trained from scratch: 13 3x3 convolutions in five blocks and two 4096-unit dense "
-                     "layers, about 138 million parameters at 224x224. It needs a GPU and many thousands of "
-                     "images; for a small dataset a transfer model learns far faster."),
-        reference_input_shape=(224, 224, 3), reference_classes=1000, reference_params=138_357_544,
-        default_image_size=224, default_channels=3, min_image_size=32,
-    ),
-    Architecture(
-        name="vgg19", title="VGG19",
-        description=("VGG16 with one more convolution in each of its last three blocks (16 in all, about 144 "
-                     "million parameters at 224x224). Slightly slower than VGG16 and just as hungry: a GPU and "
-                     "a large dataset."),
-        reference_input_shape=(224, 224, 3), reference_classes=1000, reference_params=143_667_240,
-        default_image_size=224, default_channels=3, min_image_size=32,
-    ),
-    Architecture(
-        name="transfer", title="Transfer learning (any backbone)",
-        description=("A frozen pretrained backbone of your choice (a built-in one, a file you uploaded or a model "
-                     "you trained) with a small head: Dense(256), Dropout(0.5), softmax. 'extract' trains the "
-                     "head on cached features in seconds; 'finetune' also retrains the backbone's last block."),
-        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=None,
-        default_image_size=224, default_channels=3, min_image_size=32,
-        family="transfer", default_backbone="mobilenet_v2",
-    ),
-    Architecture(
-        name="vgg16_transfer", title="VGG16 transfer",
-        description=("The VGG16 convolutional base pretrained on ImageNet (4x4x512 features at 150x150) with a "
-                     "small dense head: the classic way to get a good classifier from a few hundred photos."),
-        reference_input_shape=(150, 150, 3), reference_classes=2, reference_params=16_812_622,
-        default_image_size=150, default_channels=3, min_image_size=32,
-        family="transfer", default_backbone="vgg16_conv", fixed_backbone=True,
-    ),
-    Architecture(
-        name="mobilenet_v2_transfer", title="MobileNetV2 transfer",
-        description=("MobileNetV2 pretrained on ImageNet (1280 features per photo) with a small dense head. "
-                     "About ten times cheaper than VGG16, so it is the quick choice on a CPU."),
-        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=2_586_434,
-        default_image_size=224, default_channels=3, min_image_size=32,
-        family="transfer", default_backbone="mobilenet_v2", fixed_backbone=True,
-    ),
-    Architecture(
-        name="logreg", title="Logistic regression on features",
-        description=("Logistic regression on a backbone's cached features: a baseline that trains in seconds, "
-                     "so you know what a deeper model has to beat."),
-        reference_input_shape=(224, 224, 3), reference_classes=2, reference_params=None,
-        default_image_size=224, default_channels=3, min_image_size=32,
-        family="features", default_backbone="mobilenet_v2",
-    ),
+    _architecture("mlp", "Multilayer perceptron", (28, 28, 1), 10, 101_770, min_image_size=1, description=(
+        "One hidden layer of 128 units on the flattened pixels: the quickest baseline, trained in seconds on a "
+        "CPU. Fine for small centred grayscale images such as digits or clothing; it ignores where pixels are, "
+        "so photos need a convolutional network.")),
+    _architecture("lenet5", "LeNet-5", (28, 28, 1), 10, 44_426, min_image_size=16, description=(
+        "The classic small convolutional network: two 5x5 convolutions with pooling, then three dense layers. "
+        "Made for 28x28 grayscale digits; it trains in a minute or two on a CPU.")),
+    _architecture("cnn", "Convolutional network", (256, 256, 3), 10, 10_736_458, default_image_size=128, description=(
+        "Nine 3x3 convolutions with batch normalization, global average pooling and two dense layers (about 10.7 "
+        "million parameters): a good first choice for colour photos. It is proposed at the photos' size up to "
+        "128x128 because on a CPU it is slow at 256x256; use a GPU for large images.")),
+    _architecture("vgg16", "VGG16", (224, 224, 3), 1000, 138_357_544, description=(
+        "VGG16 trained from scratch: 13 3x3 convolutions in five blocks and two 4096-unit dense layers, about 138 "
+        "million parameters at 224x224. It needs a GPU and many thousands of images; for a small dataset a "
+        "transfer model learns far faster.")),
+    _architecture("vgg19", "VGG19", (224, 224, 3), 1000, 143_667_240, description=(
+        "VGG16 with one more convolution in each of its last three blocks (16 in all, about 144 million "
+        "parameters at 224x224). Slightly slower than VGG16 and just as hungry: a GPU and a large dataset.")),
+    _on_backbone("transfer", "Transfer learning (any backbone)", "transfer", "mobilenet_v2", None, description=(
+        "A frozen pretrained backbone of your choice (a built-in one, a file you uploaded or a model you trained) "
+        "with a small head: Dense(256), Dropout(0.5), softmax. 'extract' trains the head on cached features in "
+        "seconds; 'finetune' also retrains the backbone's last block.")),
+    _on_backbone("vgg16_transfer", "VGG16 transfer", "transfer", "vgg16_conv", 16_812_622, side=150, preset=True,
+                 description=("The VGG16 convolutional base pretrained on ImageNet (4x4x512 features at 150x150) "
+                              "with a small dense head: the classic way to get a good classifier from a few "
+                              "hundred photos.")),
+    _on_backbone("mobilenet_v2_transfer", "MobileNetV2 transfer", "transfer", "mobilenet_v2", 2_586_434, preset=True,
+                 description=("MobileNetV2 pretrained on ImageNet (1280 features per photo) with a small dense "
+                              "head. About ten times cheaper than VGG16, so it is the quick choice on a CPU.")),
+    _on_backbone("logreg", "Logistic regression on features", "features", "mobilenet_v2", None, description=(
+        "Logistic regression on a backbone's cached features: a baseline that trains in seconds, so you know what "
+        "a deeper model has to beat.")),
 )}
 
 

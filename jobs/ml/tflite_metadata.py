@@ -31,6 +31,7 @@ import mmap
 import struct
 import zipfile
 from dataclasses import dataclass
+from functools import partialmethod
 from pathlib import Path
 
 METADATA_NAME = b"TFLITE_METADATA"
@@ -102,23 +103,13 @@ class _Buffer:
             raise Malformed(f"read of {width} bytes at {pos} outside {self.size}")
         return struct.unpack_from(fmt, self.data, pos)[0]
 
-    def u8(self, pos: int) -> int:
-        return self._unpack("<B", pos)
-
-    def i8(self, pos: int) -> int:
-        return self._unpack("<b", pos)
-
-    def u16(self, pos: int) -> int:
-        return self._unpack("<H", pos)
-
-    def u32(self, pos: int) -> int:
-        return self._unpack("<I", pos)
-
-    def i32(self, pos: int) -> int:
-        return self._unpack("<i", pos)
-
-    def u64(self, pos: int) -> int:
-        return self._unpack("<Q", pos)
+    # The integer at `pos`: reader(pos) -> int.
+    u8 = partialmethod(_unpack, "<B")
+    i8 = partialmethod(_unpack, "<b")
+    u16 = partialmethod(_unpack, "<H")
+    u32 = partialmethod(_unpack, "<I")
+    i32 = partialmethod(_unpack, "<i")
+    u64 = partialmethod(_unpack, "<Q")
 
     def bytes_at(self, pos: int, length: int) -> bytes:
         if pos < 0 or length < 0 or pos + length > self.size:

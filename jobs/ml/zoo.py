@@ -20,7 +20,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobs.ml.catalog import ARCHITECTURES, Architecture
+from jobs.ml.catalog import ARCHITECTURES, Architecture, look_up
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; importing keras here would load TensorFlow
     import keras
@@ -32,11 +32,7 @@ SCRATCH: dict[str, Architecture] = {name: arch for name, arch in ARCHITECTURES.i
 
 def get_architecture(name: str) -> Architecture:
     """The registry entry for `name`, or a ValueError that lists the valid names."""
-    try:
-        return ARCHITECTURES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"There is no architecture called {name!r}; "
-                         f"choose one of {', '.join(sorted(ARCHITECTURES))}.") from None
+    return look_up(ARCHITECTURES, name, "architecture", sorted(ARCHITECTURES))
 
 
 def check_input(name: str, input_shape: Sequence[int], num_classes: int) -> tuple[tuple[int, int, int], int]:

@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jobs.ml.catalog import BUILTIN_DATASETS
+from jobs.ml.catalog import BUILTIN_DATASETS, DatasetSource
 
 # Every member gets this timestamp: the archive's bytes then depend on its content only.
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
@@ -324,14 +323,11 @@ def make_digits_zip(path: Path, size: int = 32) -> Path:
 
 # --- registry -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Builtin:
-    """An offline dataset the UI offers with one click; `make(path)` writes its upload zip."""
+@dataclass(frozen=True, kw_only=True)
+class Builtin(DatasetSource):
+    """An offline dataset the UI offers with one click: its catalogue entry, and `make(path)`, which
+    writes its upload zip."""
 
-    name: str
-    title: str
-    kind: Literal["classification", "captions"]
-    description: str
     make: Callable[[Path], Path]
 
 
@@ -342,6 +338,6 @@ _MAKERS: dict[str, Callable[[Path], Path]] = {
     "shapes-captions": make_shapes_captions_zip,
 }
 BUILTIN_OFFLINE: dict[str, Builtin] = {
-    name: Builtin(name, source.title, source.kind, source.description, _MAKERS[name])
+    name: Builtin(**vars(source), make=_MAKERS[name])
     for name, source in BUILTIN_DATASETS.items()
 }
