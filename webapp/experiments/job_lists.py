@@ -47,6 +47,15 @@ def _choices_sentence(name: str, choices) -> str:
     return f'{name} must be one of {listed}; "{{input}}" is not one.'
 
 
+def _id_filter(name: str, help_text: str) -> serializers.IntegerField:
+    """A filter by the id of a row `name` (a dataset, a sweep): a whole number from 1 that any database's ids
+    hold, and one sentence for whatever else is sent."""
+    return serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text=help_text,
+        error_messages={key: f"{name} must be a {name}'s id, a whole number from 1."
+                        for key in ("invalid", "min_value", "max_value", "max_string_length")})
+
+
 class JobListQuery(serializers.Serializer):
     """The query parameters of GET /api/jobs/ (the paginator adds `page` and `page_size`)."""
 
@@ -57,10 +66,7 @@ class JobListQuery(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=Job.Kind.values, required=False, allow_blank=True, help_text="Only jobs of this kind.",
         error_messages={"invalid_choice": _choices_sentence("kind", Job.Kind.values)})
-    dataset = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, help_text="Only jobs that read this dataset (its id).",
-        error_messages={key: "dataset must be a dataset's id, a whole number from 1."
-                        for key in ("invalid", "min_value", "max_value", "max_string_length")})
+    dataset = _id_filter("dataset", "Only jobs that read this dataset (its id).")
     architecture = serializers.CharField(
         required=False, allow_blank=True, max_length=100,
         help_text="Only runs of this architecture (params.architecture), exactly.",
@@ -71,10 +77,7 @@ class JobListQuery(serializers.Serializer):
     tag = serializers.CharField(
         required=False, allow_blank=True, max_length=50, help_text="Only runs with this tag (its name).",
         error_messages={"max_length": "tag is a tag's name, at most 50 characters long."})
-    sweep = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, help_text="Only the trials (and promoted runs) of this sweep.",
-        error_messages={key: "sweep must be a sweep's id, a whole number from 1."
-                        for key in ("invalid", "min_value", "max_value", "max_string_length")})
+    sweep = _id_filter("sweep", "Only the trials (and promoted runs) of this sweep.")
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=200,
         help_text="Words to find, each in the note, dataset name, architecture, a tag, the project, the kind "

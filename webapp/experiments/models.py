@@ -4,6 +4,8 @@ The runs themselves are Job rows of the job platform (webapp.jobs.models)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -57,7 +59,25 @@ class Tag(models.Model):
         return self.name
 
 
-class TrainedModel(models.Model):
+class KeptInDataDir(models.Model):
+    """What a trained model and an uploaded backbone share: listed newest first, shown by their name,
+    and their files kept in a folder of their own, DATA_DIR/<data_folder>/<id>/."""
+
+    data_folder = ""
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def directory(self) -> Path:
+        return Path(settings.DATA_DIR) / self.data_folder / str(self.pk)
+
+
+class TrainedModel(KeptInDataDir):
     """A model a training job produced: its files live in DATA_DIR/models/<id>/.
 
     model.keras takes raw 0..255 pixels at image_size x image_size x channels (the rescaling
@@ -87,17 +107,7 @@ class TrainedModel(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def directory(self):
-        from pathlib import Path
-
-        return Path(settings.DATA_DIR) / "models" / str(self.pk)
+    data_folder = "models"
 
     @property
     def file_path(self):
@@ -114,7 +124,7 @@ class TrainedModel(models.Model):
         return model_formats.of_backbone(self.backbone).exportable
 
 
-class Backbone(models.Model):
+class Backbone(KeptInDataDir):
     """A feature extractor a user uploaded (.keras, .h5 or .tflite), kept in DATA_DIR/backbones/<id>/.
 
     What the file is (input size, channels, the output chosen, its width) was read from the
@@ -141,22 +151,12 @@ class Backbone(models.Model):
     sanity = models.JSONField(default=dict, blank=True, help_text="The sanity check's report (jobs.ml.sanity).")
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return self.name
+    data_folder = "backbones"
 
     @property
     def key(self) -> str:
         """How jobs name it in `params.backbone`."""
         return f"backbones/{self.pk}"
-
-    @property
-    def directory(self):
-        from pathlib import Path
-
-        return Path(settings.DATA_DIR) / "backbones" / str(self.pk)
 
     @property
     def model_format(self) -> model_formats.ModelFormat:
