@@ -74,3 +74,16 @@ class BackboneParams(serializers.Serializer):
                                   "(a classifier you trained).")
     weights = serializers.ChoiceField(choices=list(WEIGHTS), default="imagenet",
                                       help_text="For built-in backbones: ImageNet weights, or random ones.")
+
+
+class DatasetBackboneParams(BackboneParams):
+    """The params of a kind that runs a backbone over one dataset (feature extraction, caption training):
+    the backbone defaults to VGG16, whose features the captioning seeds were made with, and the dataset
+    is recorded in the params."""
+
+    default_backbone = "vgg16"
+
+    def validate(self, attrs):
+        check_backbone(attrs, self.context["request"].user, self.default_backbone)
+        record_dataset(attrs)
+        return attrs

@@ -9,18 +9,13 @@ from webapp.experiments import params
 from webapp.jobs.registry import JobKind, register
 
 
-class FeatureParams(params.FEATURES.serializer_base("FeatureFields"), inputs.BackboneParams):
+class FeatureParams(params.FEATURES.serializer_base("FeatureFields"), inputs.DatasetBackboneParams):
     """Run a backbone once over a dataset; later jobs on the same data and backbone reuse the result."""
 
     dataset = serializers.IntegerField(help_text="A ready dataset of yours (classification or captions).")
 
     def validate_dataset(self, dataset_id: int):
         return inputs.ready_dataset(dataset_id, self.context["request"].user, None)
-
-    def validate(self, attrs):
-        inputs.check_backbone(attrs, self.context["request"].user, "vgg16")
-        inputs.record_dataset(attrs)
-        return attrs
 
 
 @register

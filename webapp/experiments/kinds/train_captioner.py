@@ -10,7 +10,7 @@ from webapp.experiments.verdicts import caption_verdict
 from webapp.jobs.registry import Objective, TrainingKind, register
 
 
-class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), inputs.BackboneParams):
+class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), inputs.DatasetBackboneParams):
     """The merge captioning model on a caption dataset (workflow 4 of PRODUCT.md); its tunable
     parameters are declared in `params.CAPTION`."""
 
@@ -22,11 +22,6 @@ class CaptionParams(params.CAPTION.serializer_base("CaptionFields"), inputs.Back
         if not dataset.num_captions:
             raise serializers.ValidationError("This dataset has no captions.")
         return dataset
-
-    def validate(self, attrs):
-        inputs.check_backbone(attrs, self.context["request"].user, "vgg16")
-        inputs.record_dataset(attrs)
-        return attrs
 
 
 @register
