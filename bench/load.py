@@ -22,9 +22,7 @@ from gevent import monkey  # locust's own runtime: patch the standard library be
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -33,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.features import wait_job  # noqa: E402
 from bench.ingest import upload  # noqa: E402
-from bench.stack import call, start_stack  # noqa: E402
+from bench.stack import call, running_stack  # noqa: E402
 
 
 def make_user(token: str, photo: bytes, outcomes: dict):
@@ -88,47 +86,42 @@ def main() -> None:
 
     from jobs.ml.datasets.synthetic import make_digits_zip, make_shapes_captions_zip
 
-    with tempfile.TemporaryDirectory(prefix="visionlab-bench-") as tmp:
-        tmp = Path(tmp)
+    with running_stack(DEMO_RATE_PER_MINUTE="1000000") as (tmp, url, token):
         captions = make_shapes_captions_zip(tmp / "captions.zip", n_images=120, size=64, seed=1)
         with zipfile.ZipFile(captions) as zf:
             photo = zf.read(next(m for m in zf.namelist() if m.endswith(".jpg")))
-        process, url, token = start_stack(tmp / "data", DEMO_RATE_PER_MINUTE="1000000")
-        try:
-            def ready(archive: Path, kind: str) -> int:
-                dataset = call(url + "/api/datasets/", token, {"upload": upload(url, token, archive), "kind": kind,
-                                                               "name": archive.stem})
-                while dataset["status"] not in ("ready", "failed"):
-                    time.sleep(0.5)
-                    dataset = call(f"{url}/api/datasets/{dataset['id']}/", token)
-                return dataset["id"]
 
-            digits = ready(make_digits_zip(tmp / "digits.zip"), "classification")
-            pixels = {"backbone": "mobilenet_v2", "weights": "random"}
-            captioner = wait_job(url, token, call(url + "/api/jobs/", token, {
-                "kind": "train_captioner", "dataset": ready(captions, "captions"), "queue": "cpu",
-                "params": {**pixels, "epochs": 2, "units": 64}}))
-            share = call(f"{url}/api/models/{captioner['model']}/share/", token, method="POST")
-            demo = share["url"].rstrip("/").rsplit("/", 1)[-1]
-            drive(url, demo, photo, 1, 3)  # load the model into the inference worker
+        def ready(archive: Path, kind: str) -> int:
+            dataset = call(url + "/api/datasets/", token, {"upload": upload(url, token, archive), "kind": kind,
+                                                           "name": archive.stem})
+            while dataset["status"] not in ("ready", "failed"):
+                time.sleep(0.5)
+                dataset = call(f"{url}/api/datasets/{dataset['id']}/", token)
+            return dataset["id"]
 
-            alone = training_seconds(url, token, digits)
-            started = time.perf_counter()
-            results: dict = {}
+        digits = ready(make_digits_zip(tmp / "digits.zip"), "classification")
+        pixels = {"backbone": "mobilenet_v2", "weights": "random"}
+        captioner = wait_job(url, token, call(url + "/api/jobs/", token, {
+            "kind": "train_captioner", "dataset": ready(captions, "captions"), "queue": "cpu",
+            "params": {**pixels, "epochs": 2, "units": 64}}))
+        share = call(f"{url}/api/models/{captioner['model']}/share/", token, method="POST")
+        demo = share["url"].rstrip("/").rsplit("/", 1)[-1]
+        drive(url, demo, photo, 1, 3)  # load the model into the inference worker
 
-            def load():
-                results["stats"], results["outcomes"] = drive(url, demo, photo, args.users, args.seconds)
+        alone = training_seconds(url, token, digits)
+        started = time.perf_counter()
+        results: dict = {}
 
-            import gevent
+        def load():
+            results["stats"], results["outcomes"] = drive(url, demo, photo, args.users, args.seconds)
 
-            loader = gevent.spawn(load)
-            gevent.sleep(2)  # the clients are at full speed before the job starts
-            loaded = training_seconds(url, token, digits)
-            loader.join()
-            elapsed = time.perf_counter() - started
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
+        import gevent
+
+        loader = gevent.spawn(load)
+        gevent.sleep(2)  # the clients are at full speed before the job starts
+        loaded = training_seconds(url, token, digits)
+        loader.join()
+        elapsed = time.perf_counter() - started
 
     stats, outcomes = results["stats"], results["outcomes"]
     print(f"{args.users} clients on the public caption demo for {args.seconds:.0f} s, with a training job running")

@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ingest import upload  # noqa: E402
-from bench.stack import call, start_stack  # noqa: E402
+from bench.stack import call, running_stack  # noqa: E402
 
 SIZE, BATCH, LR = 32, 32, 0.005
 
@@ -63,48 +60,41 @@ def main() -> None:
 
     from jobs.ml.datasets.synthetic import make_shapes_classification_zip
 
-    with tempfile.TemporaryDirectory(prefix="visionlab-bench-") as tmp:
-        tmp = Path(tmp)
+    with running_stack() as (tmp, url, token):
         archive = make_shapes_classification_zip(tmp / "shapes.zip", per_class=args.images // 3, size=64)
-        process, url, token = start_stack(tmp / "data")
-        try:
-            dataset = call(url + "/api/datasets/", token, {"upload": upload(url, token, archive),
-                                                           "kind": "classification"})
-            while dataset["status"] not in ("ready", "failed"):
-                time.sleep(0.5)
-                dataset = call(f"{url}/api/datasets/{dataset['id']}/", token)
-            items, offset = [], 0
-            while offset < dataset["num_items"]:
-                page = call(f"{url}/api/datasets/{dataset['id']}/items/?split=train&limit=500&offset={offset}",
-                            token)["results"]
-                if not page:
-                    break
-                items += page
-                offset += 500
-            # The plain script reads the very files VisionLab trains on: the stored train split.
-            images = tmp / "data" / "datasets" / str(dataset["id"]) / "images"
-            train_dir = tmp / "train"
-            for item in items:
-                target = train_dir / item["label"] / Path(item["path"]).name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(images / item["path"], target)
-            plain = plain_keras(train_dir, args.epochs)
+        dataset = call(url + "/api/datasets/", token, {"upload": upload(url, token, archive),
+                                                       "kind": "classification"})
+        while dataset["status"] not in ("ready", "failed"):
+            time.sleep(0.5)
+            dataset = call(f"{url}/api/datasets/{dataset['id']}/", token)
+        items, offset = [], 0
+        while offset < dataset["num_items"]:
+            page = call(f"{url}/api/datasets/{dataset['id']}/items/?split=train&limit=500&offset={offset}",
+                        token)["results"]
+            if not page:
+                break
+            items += page
+            offset += 500
+        # The plain script reads the very files VisionLab trains on: the stored train split.
+        images = tmp / "data" / "datasets" / str(dataset["id"]) / "images"
+        train_dir = tmp / "train"
+        for item in items:
+            target = train_dir / item["label"] / Path(item["path"]).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(images / item["path"], target)
+        plain = plain_keras(train_dir, args.epochs)
 
-            body = {"kind": "train", "dataset": dataset["id"], "architecture": "lenet5", "queue": "cpu",
-                    "params": {"image_size": SIZE, "color_mode": "rgb", "epochs": args.epochs,
-                               "batch_size": BATCH, "optimizer": "adam", "learning_rate": LR}}
-            start = time.perf_counter()
-            job = call(url + "/api/jobs/", token, body)
-            while job["status"] in ("queued", "running"):
-                time.sleep(0.2)
-                job = call(f"{url}/api/jobs/{job['id']}/", token)
-            end_to_end = time.perf_counter() - start
-            if job["status"] != "succeeded":
-                raise SystemExit(f"The training job ended {job['status']}: {job['error']}")
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
-        shutil.rmtree(train_dir, ignore_errors=True)
+        body = {"kind": "train", "dataset": dataset["id"], "architecture": "lenet5", "queue": "cpu",
+                "params": {"image_size": SIZE, "color_mode": "rgb", "epochs": args.epochs,
+                           "batch_size": BATCH, "optimizer": "adam", "learning_rate": LR}}
+        start = time.perf_counter()
+        job = call(url + "/api/jobs/", token, body)
+        while job["status"] in ("queued", "running"):
+            time.sleep(0.2)
+            job = call(f"{url}/api/jobs/{job['id']}/", token)
+        end_to_end = time.perf_counter() - start
+        if job["status"] != "succeeded":
+            raise SystemExit(f"The training job ended {job['status']}: {job['error']}")
 
     # Like (a), which runs only training batches: the job's own clock over its training batches
     # (its validation passes, test evaluation and model saving are reported separately).

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +56,19 @@ def start_stack(data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str,
         time.sleep(0.2)
     process.terminate()
     raise SystemExit("The stack did not come up within 120 s.")
+
+
+@contextmanager
+def running_stack(**settings: str) -> Iterator[tuple[Path, str, str]]:
+    """A scratch folder with the stack running on its data/ until the block ends, then stopped and the
+    folder removed: yields (the folder, the stack's URL, admin's token). `settings` as for start_stack."""
+    with tempfile.TemporaryDirectory(prefix="visionlab-bench-") as tmp:
+        process, url, token = start_stack(Path(tmp) / "data", **settings)
+        try:
+            yield Path(tmp), url, token
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
 
 
 def descendants(pid: int) -> list[int]:
