@@ -38,15 +38,11 @@
   }
 
   function describeDataset() {
-    const option = chosenDataset();
-    const info = $("dataset-info");
-    if (!option) {
-      info.replaceChildren("Your ready caption datasets. ", el("a", { href: "/datasets/" }, "Add another"), ".");
-      return;
-    }
-    const items = Number(option.dataset.items), captions = Number(option.dataset.captions);
-    info.replaceChildren(el("strong", {}, items.toLocaleString() + " photos"), ", " + captions.toLocaleString() + " captions (" +
-      (items ? (captions / items).toFixed(1) : "0") + " per photo) · ", el("a", { href: "/datasets/" + option.value + "/" }, "see the dataset"));
+    launch.describeDataset("caption", option => {
+      const items = Number(option.dataset.items), captions = Number(option.dataset.captions);
+      return [el("strong", {}, items.toLocaleString() + " photos"), ", " + captions.toLocaleString() + " captions (" +
+        (items ? (captions / items).toFixed(1) : "0") + " per photo) · "];
+    });
   }
 
   function summary() {

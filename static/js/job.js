@@ -238,18 +238,37 @@
     return list;
   }
 
-  function drawResult(job) {
+  // What a classifier's and a caption model's results both show: the layers with the environment, and
+  // the features the run read. Drawn only when the result (or its model or dataset) changed since the
+  // last draw; false when it did not, so the caller draws nothing either.
+  function drawSharedResult(job) {
     const result = job.result;
     const signature = JSON.stringify(result) + "|" + job.model + "|" + job.dataset;
-    if (signature === training.resultSignature) return;
+    if (signature === training.resultSignature) return false;
     training.resultSignature = signature;
-
     if (result.summary && result.summary.layers) {
       document.getElementById("summary-card").hidden = false;
       document.getElementById("model-summary").replaceChildren(VL.summaryTable(result.summary),
         el("h3", {}, "Environment"), environment(result));
     }
     if (result.features) drawFeatures(job, result.features);
+    return true;
+  }
+
+  // The buttons under a headline: try, download and (caption models, whose headline has it) share the
+  // model the run made, while it exists.
+  function showModelActions(modelId) {
+    document.getElementById("model-actions").hidden = !modelId;
+    if (!modelId) return;
+    document.getElementById("try-model").href = "/models/" + modelId + "/";
+    const share = document.getElementById("share-model");
+    if (share) share.href = "/models/" + modelId + "/#share-card";
+    document.getElementById("download-model").href = "/api/models/" + modelId + "/download/";
+  }
+
+  function drawResult(job) {
+    if (!drawSharedResult(job)) return;
+    const result = job.result;
     if (result.test_accuracy === undefined) return; // not an evaluation yet
 
     const onVal = result.evaluated_on === "validation" || result.evaluated_on === "val";
@@ -270,13 +289,7 @@
     document.getElementById("train-speed").textContent = result.images_per_second
       ? Math.round(result.images_per_second).toLocaleString() + " images/s on " + (job.device || "the worker") : "";
 
-    const modelId = job.model;  // result.model_id outlives a deleted model
-    const actions = document.getElementById("model-actions");
-    actions.hidden = !modelId;
-    if (modelId) {
-      document.getElementById("try-model").href = "/models/" + modelId + "/";
-      document.getElementById("download-model").href = "/api/models/" + modelId + "/download/";
-    }
+    showModelActions(job.model);  // result.model_id outlives a deleted model
 
     if (result.confusion_matrix && result.classes) {
       document.getElementById("eval-grid").hidden = false;
@@ -439,16 +452,8 @@
   }
 
   function drawCaptionResult(job) {
+    if (!drawSharedResult(job)) return;
     const result = job.result;
-    const signature = JSON.stringify(result) + "|" + job.model + "|" + job.dataset;
-    if (signature === training.resultSignature) return;
-    training.resultSignature = signature;
-    if (result.summary && result.summary.layers) {
-      document.getElementById("summary-card").hidden = false;
-      document.getElementById("model-summary").replaceChildren(VL.summaryTable(result.summary),
-        el("h3", {}, "Environment"), environment(result));
-    }
-    if (result.features) drawFeatures(job, result.features);
     if (!result.bleu && result.bleu4 === undefined) return;
 
     const beam = (result.bleu || {}).beam;
@@ -464,14 +469,7 @@
     showModelEpoch(result, result.model_epoch ?? result.best_epoch);
     document.getElementById("train-time").textContent = duration(result.train_seconds);
     document.getElementById("train-speed").textContent = result.params ? num(result.params) + " parameters" : "";
-    const modelId = job.model;  // result.model_id outlives a deleted model
-    const actions = document.getElementById("model-actions");
-    actions.hidden = !modelId;
-    if (modelId) {
-      document.getElementById("try-model").href = "/models/" + modelId + "/";
-      document.getElementById("share-model").href = "/models/" + modelId + "/#share-card";
-      document.getElementById("download-model").href = "/api/models/" + modelId + "/download/";
-    }
+    showModelActions(job.model);
 
     document.getElementById("caption-eval").hidden = false;
     const onVal = result.evaluated_on === "validation" || result.evaluated_on === "val";

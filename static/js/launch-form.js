@@ -25,6 +25,20 @@
     function backboneOption() { return backbone.selectedOptions[0] || null; }
     function hasWeightsChoice(option) { return Boolean(option) && option.dataset.weights === "1"; }
 
+    /* The line under the dataset menu: what `describe(option)` says of the chosen dataset and a link to
+       it, or, with none chosen, which datasets the menu lists (your ready `kind` ones) and where to add one.
+       Returns the line, for a page to add to. */
+    function describeDataset(kind, describe) {
+      const option = chosenDataset();
+      const info = $("dataset-info");
+      if (!option) {
+        info.replaceChildren("Your ready " + kind + " datasets. ", VL.el("a", { href: "/datasets/" }, "Add another"), ".");
+      } else {
+        info.replaceChildren(...describe(option), VL.el("a", { href: "/datasets/" + option.value + "/" }, "see the dataset"));
+      }
+      return info;
+    }
+
     /* The backbone's description and, for built-ins, the weights choice. */
     function showBackbone() {
       const option = backboneOption();
@@ -60,7 +74,8 @@
     const launcher = VL.launcher(form, { button: $("launch-start"), collect });
     form.addEventListener("input", summarize);
     form.addEventListener("change", summarize);
-    return { form, $, chosenDataset, backboneOption, backboneTitle, showBackbone, summarize, errors: launcher.errors };
+    return { form, $, chosenDataset, describeDataset, backboneOption, backboneTitle, showBackbone, summarize,
+      errors: launcher.errors };
   }
 
   /* "early stopping after 5", or null when its checkbox turned it off. */

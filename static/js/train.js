@@ -170,16 +170,13 @@
   }
 
   function describeDataset() {
-    const option = chosenDataset();
-    const info = $("dataset-info");
-    if (!option) {
-      info.replaceChildren("Your ready classification datasets. ", el("a", { href: "/datasets/" }, "Add another"), ".");
-      return;
-    }
-    info.replaceChildren(el("strong", {}, option.dataset.classes + " classes"), ": " + option.dataset.classNames + " · ",
-      el("a", { href: "/datasets/" + option.value + "/" }, "see the dataset"));
+    const info = launch.describeDataset("classification", option =>
+      [el("strong", {}, option.dataset.classes + " classes"), ": " + option.dataset.classNames + " · "]);
     // A class too small for the split (webapp/datasets/checks.py): said now, not after Start.
-    if (option.dataset.warning) info.append(el("span", { class: "dataset-choice-warning", role: "alert" }, option.dataset.warning));
+    const option = chosenDataset();
+    if (option && option.dataset.warning) {
+      info.append(el("span", { class: "dataset-choice-warning", role: "alert" }, option.dataset.warning));
+    }
   }
 
   /* One line under Advanced and one next to Start, so nobody has to open Advanced to know. */
