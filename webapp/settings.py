@@ -95,6 +95,9 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Nearly every page links static files and prints numbers and times for people: these two
+            # libraries are loaded for every template, which then loads only its own (`params`).
+            "builtins": ["django.templatetags.static", "django.contrib.humanize.templatetags.humanize"],
         },
     },
 ]
