@@ -92,6 +92,26 @@ def test_api_params_and_the_openapi_docs_say_the_same(alice_api):
     assert listed_doc["type"] == "array"
 
 
+def test_the_sweep_form_shows_first_the_rows_each_kind_declares(alice, client):
+    """The New sweep form's first rows come from the kind (JobKind.sweep_main), served with the other per-kind
+    choices the form reads; each is a sweepable parameter of that kind."""
+    import json
+
+    from webapp.datasets.models import Dataset
+
+    Dataset.objects.create(owner=alice, name="d", kind="classification", status="ready")  # the form needs one
+    client.force_login(alice)
+    html = client.get("/sweeps/").content.decode()
+    choices = json.loads(re.search(r'<script id="sweep-choices" type="application/json">(.*?)</script>', html,
+                                   re.S).group(1))
+    assert choices["sweep_main"]["train"] == ["image_size", "epochs", "batch_size", "optimizer", "learning_rate",
+                                              "mode"]
+    assert choices["sweep_main"]["train_captioner"] == ["epochs", "batch_size", "learning_rate", "units", "dropout"]
+    for kind, names in choices["sweep_main"].items():
+        sweepable = {p["name"] for p in choices["params"][kind] if p["sweep"]}
+        assert set(names) <= sweepable, (kind, set(names) - sweepable)
+
+
 def test_the_compare_table_names_parameters_as_declared(alice, alice_api):
     from webapp.jobs.models import Job
 

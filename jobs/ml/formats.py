@@ -9,17 +9,25 @@ check's runners) and allows (fine-tuning, joining a Keras head in one exportable
 else in VisionLab compares format names: it asks the registry (`by_name`, `by_filename`, `by_kind`,
 `identify`, `of_backbone`) and reads the answer's flags.
 
-Two names per format: `name` is the file format, `kind` the runtime a `jobs.ml.backbones.Backbone`
-record names (both Keras files run as "keras"; the records of builtins and trained models say
-"keras" too). Records and metadata already written keep both.
+Two names per format: `name` is the file format, `kind` the runtime a `Backbone` record
+(`jobs.ml.backbone_record`, imported from `jobs.ml.backbones`) names (both Keras files run as
+"keras"; the records of builtins and trained models say "keras" too). Records and metadata already
+written keep both.
+
+The code that opens and runs the files lives in one runtime module per kind, which the classes
+here call: `jobs.ml.keras_runtime` (loading, finding and cutting layers, the extractor, the
+ImageNet classifier) and `jobs.ml.tflite_runtime` (the interpreter, its tensors, inspection, the
+extractor, the ImageNet classifier). The runtimes import neither this module nor
+`jobs.ml.backbones` or `jobs.ml.sanity`, which use this registry: the dependency goes one way.
 
 The web process imports this module for the names, labels, signatures and flags, so it loads no
-TensorFlow: the methods that run a model import it (or the worker modules that do) inside.
+TensorFlow: the methods that run a model import their runtime (worker code) inside.
 
 A new format is a `ModelFormat` subclass here (a name of at most 8 characters, label, title,
 suffixes, kind, flags; `accepts`, `inspect` and `extractor`, and `suggest_scaling`, `labels` or
-`classifier` when the file can say more) and one `register` line at the bottom. Registered here,
-it is known to every process that opens models: the web, the workers and the sandbox's child.
+`classifier` when the file can say more), its runtime code in a module of its own when it is a new
+kind, and one `register` line at the bottom. Registered here, it is known to every process that
+opens models: the web, the workers and the sandbox's child.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from jobs.ml.scaling import RAW, InputScaling
 from jobs.ml.signatures import HDF5, HEAD_BYTES, ZIP, describe
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from jobs.ml.backbones import Backbone
+    from jobs.ml.backbone_record import Backbone
 
 Runner = Callable[[InputScaling, np.ndarray], np.ndarray]  # features or scores(scaling, 0..255 pixels)
 
@@ -88,13 +96,11 @@ class ModelFormat:
     def feature_runner(self, backbone: Backbone) -> Runner:
         """features(scaling, pixels) for the sanity check, which tries several scalings: an extractor per
         scaling, since a file may be fed differently under each (a quantized input), not just rescaled."""
-        from jobs.ml.backbones import load_extractor  # runs the model: TensorFlow loads only on a worker
-
         extractors: dict[InputScaling, Callable] = {}
 
         def run(scaling: InputScaling, pixels: np.ndarray) -> np.ndarray:
             if scaling not in extractors:
-                extractors[scaling] = load_extractor(dataclasses.replace(backbone, scaling=scaling))
+                extractors[scaling] = self.extractor(dataclasses.replace(backbone, scaling=scaling), "float32")
             return np.asarray(extractors[scaling](pixels), np.float64)
 
         return run
@@ -119,30 +125,28 @@ class KerasFormat(ModelFormat):
                 f"{what}. Save the model with model.save(\"name.keras\") and upload that file.")
 
     def inspect(self, path: Path, output: str | None, input_size: int | None) -> tuple[str, int, int, tuple]:
-        from jobs.ml.backbones import _load_keras_file, _resolve_keras  # loads Keras: only on a worker
+        from jobs.ml import keras_runtime  # loads Keras: only on a worker
 
-        _, layer, size, channels, shape = _resolve_keras(_load_keras_file(path), output, input_size)
+        _, layer, size, channels, shape = keras_runtime.resolve(keras_runtime.load_file(path), output, input_size)
         return layer, size, channels, shape
 
     def suggest_scaling(self, path: Path) -> tuple[InputScaling, str]:
         return RAW, "the default for Keras files (models that rescale inside)"
 
     def extractor(self, backbone: Backbone, precision: str) -> Callable[[np.ndarray], np.ndarray]:
-        from jobs.ml.backbones import _KerasExtractor  # builds a tf.function: TensorFlow loads only on a worker
+        from jobs.ml import keras_runtime  # builds a tf.function: TensorFlow loads only on a worker
 
-        return _KerasExtractor(backbone, precision)
+        return keras_runtime.Extractor(keras_runtime.file_feature_model(backbone, precision), backbone, precision)
 
     def feature_runner(self, backbone: Backbone) -> Runner:
         """Built once on raw pixels and fed scaled ones: rebuilding a Keras model per scaling is slow."""
-        from jobs.ml.backbones import load_extractor  # runs the model: TensorFlow loads only on a worker
-
-        raw = load_extractor(dataclasses.replace(backbone, scaling=RAW))
+        raw = self.extractor(dataclasses.replace(backbone, scaling=RAW), "float32")
         return lambda scaling, pixels: np.asarray(raw(scaling.apply(pixels)), np.float64)
 
     def classifier(self, backbone: Backbone) -> Runner | None:
-        from jobs.ml.sanity import keras_classifier  # loads Keras: only on a worker
+        from jobs.ml import keras_runtime  # loads Keras: only on a worker
 
-        return keras_classifier(backbone)
+        return keras_runtime.imagenet_classifier(backbone)
 
 
 class HDF5Format(KerasFormat):
@@ -173,18 +177,18 @@ class TFLiteFormat(ModelFormat):
                 "tf.lite.TFLiteConverter and upload the .tflite file it writes.")
 
     def inspect(self, path: Path, output: str | None, input_size: int | None) -> tuple[str, int, int, tuple]:
-        from jobs.ml.backbones import _inspect_tflite  # runs the interpreter: only on a worker
+        from jobs.ml import tflite_runtime  # runs the interpreter: only on a worker
 
-        return _inspect_tflite(path, output, input_size)
+        return tflite_runtime.inspect(path, output, input_size)
 
     def suggest_scaling(self, path: Path) -> tuple[InputScaling, str]:
         """A quantized input takes the pixels themselves; a float one with TFLite metadata takes the mean and
         std the metadata names; otherwise raw pixels, and the sanity report asks its owner to check."""
-        from jobs.ml.backbones import _tflite_interpreter  # the interpreter: only on a worker
+        from jobs.ml import tflite_runtime  # the interpreter: only on a worker
         from jobs.ml.tflite_metadata import read_metadata
 
         try:
-            detail = _tflite_interpreter(str(path), preserve_all=False).get_input_details()[0]
+            detail = tflite_runtime.open_interpreter(str(path), preserve_all=False).get_input_details()[0]
         except Exception:  # inspect says what is wrong with the file
             return RAW, "the default"
         dtype = np.dtype(detail["dtype"])
@@ -205,16 +209,16 @@ class TFLiteFormat(ModelFormat):
         return list(metadata.labels) if metadata is not None and metadata.labels else None
 
     def extractor(self, backbone: Backbone, precision: str) -> Callable[[np.ndarray], np.ndarray]:
-        from jobs.ml.backbones import _TFLiteExtractor  # runs the interpreter: only on a worker
+        from jobs.ml import tflite_runtime  # runs the interpreter: only on a worker
 
         if not Path(backbone.source).is_file():
             raise ValueError(f"The file of the backbone {backbone.title} is gone; upload it again.")
-        return _TFLiteExtractor(backbone)
+        return tflite_runtime.Extractor(backbone)
 
     def classifier(self, backbone: Backbone) -> Runner | None:
-        from jobs.ml.sanity import tflite_classifier  # runs the interpreter: only on a worker
+        from jobs.ml import tflite_runtime  # runs the interpreter: only on a worker
 
-        return tflite_classifier(backbone)
+        return tflite_runtime.imagenet_classifier(backbone)
 
 
 # --- the registry ----------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ report says two things a person can judge at a glance:
 The photos: two sample photos shipped in `samples/` (Apache-2.0), the two sample photos shipped
 inside scikit-learn, and images from the owner's dataset when one is chosen.
 
+How the model is run under each scaling is its format's business (`jobs.ml.formats`, and the runtime
+module its class calls); this module asks the registry and judges the numbers.
+
 No Django here; TensorFlow loads inside the functions, on the inference worker.
 """
 
@@ -33,7 +36,6 @@ from jobs.ml.scaling import SCALINGS, InputScaling
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 IMAGENET_LABELS = SAMPLES / "imagenet_labels.txt"
-IMAGENET_WIDTHS = (1000, 1001)  # 1001: TF-slim and TFLite models, with "background" first
 TOP = 5
 MAX_PHOTOS = 24
 
@@ -109,73 +111,8 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 # --- running the backbone under each scaling --------------------------------------------------------
 
-Runner = formats.Runner  # features or scores(scaling, pixels); each format makes its own (jobs.ml.formats)
-
-
-def keras_classifier(backbone: Backbone) -> Runner | None:
-    """scores(scaling, pixels) of the whole Keras model, when it ends in one ImageNet-wide output."""
-    import keras
-
-    from jobs.ml.backbones import _load_keras_file
-
-    model = _load_keras_file(Path(backbone.source))
-    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
-        return None
-    if int(model.outputs[0].shape[-1] or 0) not in IMAGENET_WIDTHS:
-        return None
-    inputs = keras.Input((backbone.image_size, backbone.image_size, backbone.channels))
-    whole = keras.Model(inputs, model(inputs))
-    return lambda scaling, pixels: np.asarray(whole.predict_on_batch(scaling.apply(pixels)), np.float64)
-
-
-def _tflite_logits_tensor(interpreter, output: dict) -> dict:
-    """The logits feeding a final SOFTMAX (through reshapes), else the output itself.
-
-    Logits are what a person compares, and reading them sidesteps quantized softmax kernels (one
-    run here saw the real MobileNet's uint8 softmax answer all zeros while its logits were right).
-    """
-    try:
-        ops = interpreter._get_ops_details()  # noqa: SLF001 - the only way to walk the graph from Python
-    except Exception:
-        return output
-    producers = {int(index): op for op in ops for index in op.get("outputs", ())}
-    details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    index = output["index"]
-    for _ in range(4):
-        op = producers.get(int(index))
-        if op is None or len(op.get("inputs", ())) == 0:
-            break
-        if op["op_name"] == "SOFTMAX":
-            return details.get(int(op["inputs"][0]), output)
-        if op["op_name"] not in ("RESHAPE", "SQUEEZE"):
-            break
-        index = op["inputs"][0]
-    return output
-
-
-def tflite_classifier(backbone: Backbone) -> Runner | None:
-    from jobs.ml.backbones import _dequantize, _feed, _tflite_interpreter
-
-    interpreter = _tflite_interpreter(backbone.source, preserve_all=True)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    outputs = interpreter.get_output_details()
-    if len(outputs) != 1 or int(np.prod(outputs[0]["shape"][1:])) not in IMAGENET_WIDTHS:
-        return None
-    interpreter.resize_tensor_input(detail["index"], [1, backbone.image_size, backbone.image_size,
-                                                      backbone.channels], strict=False)
-    interpreter.allocate_tensors()
-    target = _tflite_logits_tensor(interpreter, interpreter.get_output_details()[0])
-
-    def run(scaling: InputScaling, pixels: np.ndarray) -> np.ndarray:
-        rows = []
-        for image in pixels:  # one at a time: many TFLite models fix a batch of 1
-            interpreter.set_tensor(detail["index"], _feed(scaling, image[None], detail))
-            interpreter.invoke()
-            rows.append(_dequantize(interpreter.get_tensor(target["index"]), target).reshape(-1))
-        return np.stack(rows).astype(np.float64)
-
-    return run
+Runner = formats.Runner  # features or scores(scaling, pixels); each format makes its own (jobs.ml.formats,
+# which runs Keras files through jobs.ml.keras_runtime and TFLite ones through jobs.ml.tflite_runtime)
 
 
 def _classifier(backbone: Backbone) -> Runner | None:

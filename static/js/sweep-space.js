@@ -3,16 +3,12 @@
    trial, or, with Search ticked, says how to search it: a log or linear range for real numbers, a
    range for whole numbers, or listed values (ticked boxes for choices and on/off settings). A grid
    tries listed values only, so choosing Grid turns real-number ranges into a few listed values.
-   VL.spaceEditor(options) returns {show, setMethod, collect, rowOf, openFor}. */
+   The rows shown at once are those the kind's declaration names (options.mainRows); the rest sit under
+   "More settings". VL.spaceEditor(options) returns {show, setMethod, collect, rowOf, openFor}. */
 (function () {
   "use strict";
   const { el } = window.VL;
 
-  // The rows a newcomer sees at once; the rest sit under "More settings".
-  const MAIN = {
-    train: ["image_size", "epochs", "batch_size", "optimizer", "learning_rate", "mode"],
-    train_captioner: ["epochs", "batch_size", "learning_rate", "units", "dropout"],
-  };
   // Sent even when left at their defaults, so that every trial says them (the rest only when changed:
   // a fine-tuned transfer model picks its own learning rate unless it is given one).
   const ALWAYS = ["epochs", "batch_size"];
@@ -60,6 +56,9 @@
 
   function spaceEditor(options) {
     const declarations = options.params;  // {kind: [param, ...]}
+    // {kind: [name, ...]}: the rows a newcomer sees at once, as the kind declares them (JobKind.sweep_main);
+    // the rest sit under "More settings".
+    const mainRows = options.mainRows || {};
     const rowsByKind = {};  // kind -> {name: row}, built once per kind so that edits survive a switch
     let kind = null, arch = null, method = "tpe";
 
@@ -228,7 +227,7 @@
         if (lr) { lr.toggle.checked = true; seed(lr); layout(lr); }  // a newcomer can press Start
       }
       const rows = Object.values(rowsByKind[kind]);
-      const main = MAIN[kind] || [];
+      const main = mainRows[kind] || [];
       options.main.replaceChildren(...rows.filter(r => main.includes(r.param.name) && visible(r)).map(r => r.node));
       options.more.replaceChildren(...rows.filter(r => !main.includes(r.param.name) && visible(r)).map(r => r.node));
       rows.forEach(applyMethod);

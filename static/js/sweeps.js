@@ -69,8 +69,8 @@
   const kindSelect = $("f-kind"), datasetSelect = $("f-dataset"), archSelect = $("f-architecture");
   const backboneSelect = $("f-backbone"), metricSelect = $("f-metric"), directionSelect = $("f-direction");
   const pruningSelect = $("f-pruning"), start = $("sweep-start");
-  const editor = VL.spaceEditor({ params: choices.params, main: $("space-main"), more: $("space-more"),
-    moreBox: $("space-more-box"), moreSummary: $("space-more-summary") });
+  const editor = VL.spaceEditor({ params: choices.params, mainRows: choices.sweep_main, main: $("space-main"),
+    more: $("space-more"), moreBox: $("space-more-box"), moreSummary: $("space-more-summary") });
   const archByName = Object.fromEntries(choices.architectures.map(a => [a.name, a]));
   const labels = {};
   Object.values(choices.params).flat().forEach(p => { labels[p.name] = p.label; });

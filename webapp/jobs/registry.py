@@ -67,6 +67,9 @@ class JobKind:
     public: ClassVar[bool] = True  # False: the platform starts it itself (ingestion starts with an upload)
     resumable: ClassVar[bool] = False  # it checkpoints every epoch, so Resume continues it
     objectives: ClassVar[Sequence[Objective]] = ()  # what a sweep of it may optimise; none: not sweepable
+    # The sweepable parameters the New sweep form shows at once (in the declaration's order); the rest sit
+    # under "More settings".
+    sweep_main: ClassVar[tuple[str, ...]] = ()
     # The job page (templates/experiments/job.html): the partial under the title, the sections above
     # the Run and Parameters cards and those below them, the result view job.js draws, extra scripts.
     heading_template: ClassVar[str] = ""  # beside the status badge

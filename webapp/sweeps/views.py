@@ -38,6 +38,11 @@ def _objectives() -> dict:
                         for o in kind.objectives] for kind in sweepable()}
 
 
+def _main_rows() -> dict:
+    """{kind: the sweepable parameters the form shows at once}, as each kind declares them (JobKind.sweep_main)."""
+    return {kind.name: list(kind.sweep_main) for kind in sweepable()}
+
+
 def _form_choices(user) -> dict:
     """What the New sweep form offers, as one JSON document for sweeps.js."""
     datasets = named_datasets(Dataset.objects.filter(owner=user, status=Dataset.Status.READY).order_by("-created_at"))
@@ -51,6 +56,7 @@ def _form_choices(user) -> dict:
         "backbones": backbone_groups(user),
         "params": _declarations(),
         "objectives": _objectives(),
+        "sweep_main": _main_rows(),
         "projects": list(Project.objects.filter(owner=user).order_by("name").values_list("name", flat=True)),
         "limits": {"trials": settings.SWEEP_MAX_TRIALS, "parallel": MAX_PARALLEL, "default_trials": DEFAULT_TRIALS},
     }

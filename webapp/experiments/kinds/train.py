@@ -83,6 +83,7 @@ class Train(TrainingKind):
     declaration = params.TRAIN
     params = TrainParams
     final_objective = Objective("test_accuracy", "Test accuracy", "max", False)
+    sweep_main = ("image_size", "epochs", "batch_size", "optimizer", "learning_rate", "mode")
     title_template = "jobs/sections/train_title.html"
     sections = ("jobs/sections/classifier_headline.html", "jobs/sections/curves.html",
                 "jobs/sections/classifier_eval.html", "jobs/sections/features.html")

@@ -32,6 +32,7 @@ class TrainCaptioner(TrainingKind):
     declaration = params.CAPTION
     params = CaptionParams
     final_objective = Objective("bleu4", "BLEU-4", "max", False)
+    sweep_main = ("epochs", "batch_size", "learning_rate", "units", "dropout")
     title_template = "jobs/sections/captioner_title.html"
     sections = ("jobs/sections/caption_headline.html", "jobs/sections/caption_curves.html",
                 "jobs/sections/caption_eval.html", "jobs/sections/features.html")
