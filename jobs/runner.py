@@ -21,7 +21,7 @@ from jobs.provenance import run_record
 from jobs.reporter import JobReporter
 from jobs.resilience import retry_db
 from jobs.trials import TrialPruned, reporter_for
-from webapp.experiments.summary import summarize
+from webapp.experiments.summary import summary_update
 from webapp.jobs import registry
 from webapp.jobs.models import Job
 from webapp.jobs.signals import job_ended
@@ -68,11 +68,12 @@ def run_job(job_id: int, worker: str, work: Callable[[Job, JobReporter], Any]) -
     else:
         status, fields = Job.Status.SUCCEEDED, {"result": with_verdict(job, result), "progress": 1.0,
                                                 "message": "Done"}
-    retry_db(lambda: Job.finish(job_id, status, **fields), f"saving the outcome of job {job_id}")
     try:
-        retry_db(lambda: summarize(job_id), f"summarizing job {job_id}")
-    except Exception:  # noqa: BLE001 - the outcome is saved; a missing summary only leaves list columns empty
+        summary = retry_db(lambda: summary_update(job_id, fields.get("result")), f"summarizing job {job_id}")
+    except Exception:  # noqa: BLE001 - the outcome matters more; a missing summary only leaves list columns empty
         log.exception("Job %s could not be summarized", job_id)
+        summary = {}
+    retry_db(lambda: Job.finish(job_id, status, **summary, **fields), f"saving the outcome of job {job_id}")
     reporter.report_outcome(f"{status.capitalize()}" + (f": {fields['error']}" if fields.get("error") else ""),
                             fields.get("progress", reporter.fraction), fields["message"])
     job_ended.send(sender=Job, job=job)

@@ -74,12 +74,18 @@ def summary_fields(metrics: Sequence[dict], result: dict | None) -> dict:
     }
 
 
-def summarize(job_id: int) -> None:
-    """Write the summary numbers of job `job_id`, and the device it ran on into its record (called
-    when it ends; harmless to repeat)."""
+def summary_update(job_id: int, result=None) -> dict:
+    """The fields that summarize job `job_id` ending with `result`: its summary numbers, and the device it ran
+    on copied into its record. `jobs.runner` saves them in the same update as the final status, so a client
+    that sees the job end reads them too."""
     job = Job.objects.filter(id=job_id).only("id", "result", "record", "device").first()
     if job is None:
-        return
+        return {}
     metrics = [m.as_dict() for m in job.metrics.all()]
     record = {**(job.record or {}), "device": job.device} if job.device else job.record
-    Job.objects.filter(id=job_id).update(record=record, **summary_fields(metrics, job.result))
+    return {"record": record, **summary_fields(metrics, job.result if result is None else result)}
+
+
+def summarize(job_id: int) -> None:
+    """Write the summary of job `job_id` as it is now, as its worker did when it ended (harmless to repeat)."""
+    Job.objects.filter(id=job_id).update(**summary_update(job_id))
