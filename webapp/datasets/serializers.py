@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from webapp.datasets.models import Dataset, DatasetItem, Upload
@@ -100,6 +101,4 @@ class UploadSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "offset", "complete", "chunk_size", "created_at"]
 
     def get_chunk_size(self, upload) -> int:
-        from django.conf import settings
-
         return settings.UPLOAD_CHUNK_SIZE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
@@ -28,8 +29,6 @@ MAX_SAMPLE_CLASSES = 40
 
 @login_required
 def datasets_page(request):
-    from django.conf import settings
-
     return render(request, "datasets/list.html", {
         "datasets": Dataset.objects.filter(owner=request.user),
         "sources": SOURCES.values(),

@@ -32,6 +32,7 @@ from itertools import combinations
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -206,8 +207,6 @@ def _dataset_hash(job: Job) -> str | None:
 
 def _thumbs(wanted: set[tuple[int, str]], by_id: set[int]) -> dict:
     """{(dataset id, path) or item id: (dataset id, item id, thumbnail)} for the images shown, in one query."""
-    from django.db.models import Q
-
 
     if not wanted and not by_id:
         return {}

@@ -6,6 +6,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -196,8 +197,6 @@ def resume_job_page(request, job_id: int):
 @login_required
 def compare_page(request):
     """2 to 10 runs side by side (`?jobs=1,2,3`): the same answer as GET /api/compare/, drawn by compare.js."""
-    from django.http import Http404
-
 
     raw = request.GET.get("jobs", "")
     try:

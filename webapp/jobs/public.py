@@ -9,6 +9,8 @@ hosts or backbone files, and any server path in a message or log as `DATA_DIR/..
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 
 
@@ -34,8 +36,6 @@ def relative_paths(text):
 
 def _roots() -> list[tuple[str, str]]:
     """(server folder, what to call it), the deepest first so a folder inside another keeps its own name."""
-    import os
-
     roots = {str(settings.DATA_DIR).rstrip("/"): "DATA_DIR", str(settings.BASE_DIR).rstrip("/"): ""}
     keras_home = os.environ.get("KERAS_HOME", "").rstrip("/")
     if keras_home and not any(keras_home == root or keras_home.startswith(root + "/") for root in roots):

@@ -5,6 +5,7 @@ Every query is scoped to the owner: another user's sweep id answers 404, like on
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from django.db.models import Max
@@ -168,6 +169,4 @@ def _stalled(sweep: Sweep) -> bool:
 
 
 def _study_name() -> str:
-    import uuid
-
     return f"visionlab-sweep-{uuid.uuid4().hex}"

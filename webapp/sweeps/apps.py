@@ -6,11 +6,10 @@ class SweepsConfig(AppConfig):
     verbose_name = "Sweeps"
 
     def ready(self) -> None:
-        # Imported here, once every app's models are loaded (these modules use them).
-        from webapp.experiments.deletion import model_delete_requested
-        from webapp.jobs.signals import job_ended
-        from webapp.sweeps.engine import trial_ended
-        from webapp.sweeps.models import refusal_to_delete
+        from webapp.experiments.deletion import model_delete_requested  # models: importable once apps are loaded
+        from webapp.jobs.signals import job_ended  # models: importable once apps are loaded
+        from webapp.sweeps.engine import trial_ended  # models: importable once apps are loaded
+        from webapp.sweeps.models import refusal_to_delete  # models: importable once apps are loaded
 
         # A trial's job ended (its worker, a cancel, a lost worker): the sweep moves on.
         job_ended.connect(lambda sender, job, **kwargs: trial_ended(job), weak=False,
