@@ -25,8 +25,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -43,8 +41,9 @@ from PIL import Image
 
 from jobs.ml.datasets.synthetic import make_shapes_captions_zip, make_shapes_classification_zip
 from tests.backbone_files import pixels_backbone
+from tests.collected_static import install_static
 from tests.conftest import wait_for
-from tests.test_stack import ROOT, Stack
+from tests.test_stack import Stack
 
 pytestmark = pytest.mark.worker
 
@@ -242,9 +241,7 @@ def first_photo(archive: Path, suffix: str) -> bytes:
 def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab")
     # Pages need the collected static files (the manifest names them), as `make run` has them.
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True,
-                   env={**env, "DATA_DIR": str(folder / "data")})
+    install_static(tmp_path_factory, folder / "data")
     # One web process with a thread for every asker: gunicorn queues a process's requests behind its busy
     # threads, so with two processes of four a refusal could wait seconds for a thread (seen once: 4.5 s).
     stack = Stack(folder, seed_datasets=False, env={

@@ -140,7 +140,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # WhiteNoise's CompressedManifestStaticFilesStorage, compressing a content once (webapp/ops/static_storage.py).
+    "staticfiles": {"BACKEND": "webapp.ops.static_storage.CompressedManifestStorage"},
 }
 MEDIA_ROOT = DATA_DIR / "media"
 
