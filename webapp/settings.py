@@ -112,7 +112,8 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
+        # Seconds a write waits for another's lock before "database is locked" (the busy timeout).
+        "timeout": env_float("DATABASE_TIMEOUT", 30.0),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
