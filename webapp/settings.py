@@ -244,6 +244,9 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 
+# Seconds a worker's presence record lasts in Redis without its heartbeat (every 5 s) refreshing it.
+WORKER_PRESENCE_TTL = env_int("WORKER_PRESENCE_TTL", 20, minimum=6)
+
 # Live progress: a worker publishes to Redis at most this often per job (seconds), and
 # writes progress to the database at most this often; epoch metrics are always persisted.
 PROGRESS_PUBLISH_INTERVAL = env_float("PROGRESS_PUBLISH_INTERVAL", 0.25)
