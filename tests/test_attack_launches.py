@@ -38,9 +38,11 @@ def test_a_training_that_cannot_fit_in_memory_is_refused_with_a_sentence(digits,
     settings.WORKER_MEMORY = 8 * 2**30
     # A launch waits a few seconds at most for the model's size (VGG16 takes longer to build the first
     # time, on a busy machine): ask once here, as the architectures page would have, so it is cached.
-    assert ask("inference.describe_architecture", "vgg16", [224, 224, 3], 10, timeout=120)["total_params"] > 1e8
+    # The same shape as the launch's (the digits are grayscale: one channel), or the launch builds it again.
+    assert ask("inference.describe_architecture", "vgg16", [224, 224, 1], 10, timeout=120)["total_params"] > 1e8
     refused = alice_api.post("/api/jobs/", {"kind": "train", "dataset": digits["id"], "architecture": "vgg16",
-                                            "params": {"image_size": 224, "batch_size": 1024, "epochs": 1}},
+                                            "params": {"image_size": 224, "color_mode": "grayscale",
+                                                       "batch_size": 1024, "epochs": 1}},
                              format="json")
     assert refused.status_code == 400, refused.content
     sentence = str(refused.json()["params"]["batch_size"])

@@ -112,7 +112,8 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
+        # Seconds a write waits for another's lock before "database is locked" (the busy timeout).
+        "timeout": env_float("DATABASE_TIMEOUT", 30.0),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
@@ -243,6 +244,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
+
+# Seconds a worker's presence record lasts in Redis without its heartbeat (every 5 s) refreshing it.
+WORKER_PRESENCE_TTL = env_int("WORKER_PRESENCE_TTL", 20, minimum=6)
 
 # Live progress: a worker publishes to Redis at most this often per job (seconds), and
 # writes progress to the database at most this often; epoch metrics are always persisted.

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 PRESENCE_PREFIX = "visionlab:worker:"
 HEARTBEAT_SECONDS = 5
-PRESENCE_TTL_SECONDS = 20
+# A worker's presence record outlives its heartbeat by this many seconds (WORKER_PRESENCE_TTL, 20 by default).
+PRESENCE_TTL_SECONDS = settings.WORKER_PRESENCE_TTL
 # A running job whose worker has been gone this long is marked failed.
 ORPHAN_GRACE = timedelta(seconds=45)
 # A queued job whose message Redis no longer holds is ended once it has waited this long
