@@ -32,7 +32,7 @@ def http(url: str, data: dict | None = None, token: str | None = None) -> tuple[
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-    except (urllib.error.URLError, ConnectionError):
+    except (urllib.error.URLError, ConnectionError, TimeoutError):  # no answer yet: a slow start on a busy machine
         return 0, {}
 
 
