@@ -185,12 +185,12 @@ def digits(worker, alice, alice_api):
 # order, most tests first). Longest first, from `--durations` of a full run (setup included); the
 # other files follow in their usual order.
 LONGEST_FILES = [
-    "test_attack_inference.py", "test_schema.py", "test_attack_faults.py", "test_builtin_training.py",
-    "test_pretrained_api.py", "test_captions_api.py", "test_exports_api.py", "test_sweeps_api.py",
-    "test_captioning_ml.py", "test_stack.py", "test_browser_captions.py", "test_pretrained_captions_api.py",
-    "test_attack_models.py", "test_browser_backbones.py", "test_browser_exports.py", "test_browser_training.py",
-    "test_transfer_api.py", "test_keep_best.py", "test_browser_sweeps.py", "test_training_api.py",
-    "test_browser_records.py", "test_transfer_ml.py", "test_backbones.py", "test_attack_features.py",
+    "test_attack_inference.py", "test_schema.py", "test_attack_faults.py", "test_captioning_ml.py",
+    "test_captions_api.py", "test_sweeps_api.py", "test_attack_models.py", "test_builtin_training.py",
+    "test_pretrained_captions_api.py", "test_export_ml.py", "test_pretrained_api.py", "test_transfer_api.py",
+    "test_browser_training.py", "test_exports_api.py", "test_stack.py", "test_browser_sweeps.py",
+    "test_training_api.py", "test_browser_captions.py", "test_browser_backbones.py", "test_browser_exports.py",
+    "test_attack_features.py", "test_experiment_records.py", "test_zoo.py", "test_training.py",
 ]
 
 
