@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from whitenoise.compress import Compressor
 from whitenoise.storage import CompressedManifestStaticFilesStorage
@@ -24,53 +25,30 @@ class _OnceCompressor(Compressor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._lock = threading.Lock()
-        self._results: dict[tuple[str, bytes], _Result] = {}
+        self._results: dict[tuple[str, bytes], Future] = {}
 
     def _once(self, method: str, compress: Callable[[bytes], bytes], data: bytes) -> bytes:
         key = (method, hashlib.sha256(data).digest())
         with self._lock:
             result = self._results.get(key)
             if result is None:
-                result = self._results[key] = _Result()
+                result = self._results[key] = Future()
                 mine = True
             else:
                 mine = False
         if mine:
             try:
-                result.set(compress(data))
+                result.set_result(compress(data))
             except BaseException as exc:
-                result.fail(exc)
+                result.set_exception(exc)
                 raise
-        return result.get()
+        return result.result()  # another thread's compression of the same bytes: wait for it
 
     def compress_gzip(self, data: bytes) -> bytes:
         return self._once("gzip", Compressor.compress_gzip, data)
 
     def compress_brotli(self, data: bytes) -> bytes:
         return self._once("brotli", Compressor.compress_brotli, data)
-
-
-class _Result:
-    """One compression's bytes, which other threads asking for the same content wait for."""
-
-    def __init__(self):
-        self._done = threading.Event()
-        self._value: bytes | None = None
-        self._error: BaseException | None = None
-
-    def set(self, value: bytes) -> None:
-        self._value = value
-        self._done.set()
-
-    def fail(self, error: BaseException) -> None:
-        self._error = error
-        self._done.set()
-
-    def get(self) -> bytes:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 class CompressedManifestStorage(CompressedManifestStaticFilesStorage):
